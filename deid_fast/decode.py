@@ -1,0 +1,102 @@
+"""The pydicom engine: decodes the header bytes the scanner found, with pydicom as the parser of record.
+
+pydicom gets only the header: the file meta bytes, the command set bytes and the data set up to
+(not including) the first top-level pixel data element, inflated when the file is deflated. It
+reads them with its default settings whatever the caller set in `pydicom.config` (SPEC R6), and
+its warnings about odd values are logged at DEBUG instead of reaching the user (R9).
+"""
+import contextlib
+import io
+import logging
+import warnings
+
+from pydicom import config as pydicom_config
+from pydicom.dataset import FileMetaDataset
+from pydicom.filereader import (
+    _at_pixel_data,
+    _read_command_set_elements,
+    _read_file_meta_info,
+    read_dataset,
+)
+
+from deid_fast.errors import InvalidDicomError
+
+logger = logging.getLogger("deid_fast")
+
+# pydicom's defaults for everything that changes how a header is read or what a value becomes.
+_MODULE_DEFAULTS = {
+    "use_DS_decimal": False,
+    "use_DS_numpy": False,
+    "use_IS_numpy": False,
+    "allow_DS_float": False,
+    "convert_wrong_length_to_UN": False,
+    "datetime_conversion": False,
+    "use_none_as_empty_text_VR_value": False,
+    "replace_un_with_known_vr": True,
+    "assume_implicit_vr_switch": True,
+    "debugging": False,
+}
+_SETTINGS_DEFAULTS = {"_reading_validation_mode": None, "_infer_sq_for_un_vr": True}
+
+
+@contextlib.contextmanager
+def pydicom_defaults():
+    """Read with pydicom's default settings, restoring the caller's afterwards."""
+    saved_module = {name: getattr(pydicom_config, name) for name in _MODULE_DEFAULTS}
+    saved_settings = {name: getattr(pydicom_config.settings, name) for name in _SETTINGS_DEFAULTS}
+    try:
+        for name, value in _MODULE_DEFAULTS.items():
+            setattr(pydicom_config, name, value)
+        for name, value in _SETTINGS_DEFAULTS.items():
+            setattr(pydicom_config.settings, name, value)
+        yield
+    finally:
+        for name, value in saved_module.items():
+            setattr(pydicom_config, name, value)
+        for name, value in saved_settings.items():
+            setattr(pydicom_config.settings, name, value)
+
+
+@contextlib.contextmanager
+def pydicom_warnings_to_debug():
+    """Turn the warnings pydicom emits inside the block into DEBUG records; yields a flush
+    function that logs (and forgets) what was caught so far, naming the file."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        def flush(name):
+            if caught:
+                if logger.isEnabledFor(logging.DEBUG):
+                    for warning in caught:
+                        logger.debug("pydicom on %s: %s", name, warning.message)
+                caught.clear()
+
+        yield flush
+
+
+def read_header(header):
+    """pydicom's data set and file meta for a scanned `Header`."""
+    file_meta = (_read_file_meta_info(io.BytesIO(header.file_meta))
+                 if header.file_meta else FileMetaDataset())
+    dataset = read_dataset(io.BytesIO(header.dataset), header.is_implicit_vr,
+                           header.is_little_endian, stop_when=_at_pixel_data)
+    if header.command_set:
+        dataset.update(_read_command_set_elements(io.BytesIO(header.command_set)))
+    return dataset, file_meta
+
+
+def decoded(path, compute):
+    """Run `compute()` (which reads values through pydicom) and turn any failure of pydicom
+    to decode into an `InvalidDicomError` that names the file."""
+    try:
+        return compute()
+    except InvalidDicomError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except RecursionError:
+        raise InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode")
+    except Exception as exc:
+        raise InvalidDicomError(path, "undecodable",
+                                f"pydicom cannot decode it: {type(exc).__name__}: {exc}") from exc
+

@@ -1,0 +1,211 @@
+"""The API: knows files and options (SPEC section 1, rules R1, R3, R9 and the bad-input policy).
+
+`get_files` finds DICOM files, `get_fields` flattens one file, `get_identifiers` groups the
+fields of many by entity and item. The work is the card's pipeline: the scanner finds the
+header's bytes, pydicom decodes them, the flattener builds the dict.
+"""
+import logging
+import os
+
+from pydicom.dataset import Dataset
+
+from deid_fast._flatten import Options, flatten
+from deid_fast._scan import scan
+from deid_fast._values import is_empty, to_builtin
+from deid_fast.config import check_id_keyword, load_config
+from deid_fast.decode import decoded, pydicom_defaults, pydicom_warnings_to_debug, read_header
+from deid_fast.errors import InvalidDicomError
+
+logger = logging.getLogger("deid_fast")
+
+DEFAULT_MAX_DEPTH = 128
+_ERRORS = ("warn", "raise")
+
+
+# --- finding files ----------------------------------------------------------------------------
+
+
+def _walk(folder, pattern=None):
+    """Every file under `folder`, recursively, sorted by name at each level."""
+    import fnmatch
+
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if pattern is None or fnmatch.fnmatch(name, pattern):
+                yield os.path.join(root, name)
+
+
+def _as_list(items):
+    """R1: a single path or Dataset counts as a list of one."""
+    if isinstance(items, (str, bytes, os.PathLike, Dataset)):
+        return [items]
+    return items
+
+
+def _candidates(contenders, pattern=None):
+    """The paths named by `contenders` (files as given, folders walked), as str."""
+    for contender in _as_list(contenders):
+        path = os.fsdecode(contender)
+        if os.path.isdir(path):
+            found = list(_walk(path, pattern))
+            logger.debug("Found %d contender files in %s", len(found),
+                         os.path.basename(os.path.normpath(path)))
+            yield from found
+        else:
+            yield path
+
+
+def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAULT_MAX_DEPTH):
+    """Yield the files named by `contenders` (a file, a folder or a list of them); folders are
+    walked recursively in sorted order, `pattern` is an fnmatch pattern on the file name. With
+    `check=True` only the files whose header the scanner accepts as DICOM are yielded."""
+    paths = list(_candidates(contenders, pattern))
+    if not check:
+        yield from paths
+        return
+    logger.debug("Checking %d dicom files for validation.", len(paths))
+    valid = 0
+    for path in paths:
+        try:
+            scan(path, force, max_depth)
+        except InvalidDicomError as exc:
+            logger.info("Not DICOM, left out: %s [%s]", exc, exc.kind)
+            continue
+        valid += 1
+        yield path
+    logger.debug("Found %d valid dicom files", valid)
+
+
+# --- one file -----------------------------------------------------------------------------------
+
+
+def _options(skip, expand_sequences, include_private, include_file_meta, delimiter):
+    return Options(expand_sequences=expand_sequences, skip=skip, include_private=include_private,
+                   include_file_meta=include_file_meta, delimiter=delimiter)
+
+
+def _skip_list(settings, skip_fields):
+    if skip_fields is None:
+        skip_fields = []
+    elif isinstance(skip_fields, str):
+        skip_fields = [skip_fields]
+    return list(settings["skip"]) + list(skip_fields)
+
+
+def _check_max_depth(max_depth):
+    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0:
+        raise ValueError(f"max_depth must be a non-negative int, not {max_depth!r}")
+
+
+def _load(source, name, force, max_depth):
+    """pydicom's data set and file meta of a path or Dataset: the header only."""
+    if isinstance(source, Dataset):
+        return source, getattr(source, "file_meta", None)
+    header = scan(name, force, max_depth)
+    return decoded(name, lambda: read_header(header))
+
+
+def _display_name(source, index):
+    if isinstance(source, Dataset):
+        filename = getattr(source, "filename", None)
+        return filename if isinstance(filename, str) and filename else f"<Dataset #{index}>"
+    return os.fsdecode(source)
+
+
+def get_fields(source, force=True, expand_sequences=True, skip_fields=None, include_private=False,
+               include_file_meta=False, delimiter="_", max_depth=DEFAULT_MAX_DEPTH):
+    """The `{field: value}` dict of one file path or pydicom Dataset (SPEC R2, R4-R8).
+
+    A file that is not a whole, decodable DICOM header raises `InvalidDicomError`."""
+    _check_max_depth(max_depth)
+    options = _options(_skip_list(load_config(), skip_fields), expand_sequences, include_private,
+                       include_file_meta, delimiter)
+    name = _display_name(source, 0)
+    with pydicom_defaults(), pydicom_warnings_to_debug() as flush:
+        try:
+            dataset, file_meta = _load(source, name, force, max_depth)
+            return decoded(name, lambda: flatten(dataset, file_meta, options))
+        finally:
+            flush(name)
+
+
+# --- many files -------------------------------------------------------------------------------
+
+
+def _sources(dicom_files):
+    """R1: paths of files, folders (walked like get_files), Datasets, in input order."""
+    for source in _as_list(dicom_files):
+        if isinstance(source, Dataset):
+            yield source
+        else:
+            yield from _candidates(source)
+
+
+def _id_value(dataset, file_meta, keyword):
+    """R3: `str()` of the R6 value of `keyword`, from the top level, else the file meta; None
+    when absent or empty."""
+    for where in (dataset, file_meta):
+        if where is None or keyword not in where:
+            continue
+        value = to_builtin(where[keyword].value)
+        if is_empty(value):
+            continue
+        if isinstance(value, list):
+            return "\\".join(str(item) for item in value)
+        return str(value)
+    return None
+
+
+def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
+                    expand_sequences=True, skip_fields=None, include_private=False,
+                    include_file_meta=False, delimiter="_", errors="warn",
+                    max_depth=DEFAULT_MAX_DEPTH):
+    """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
+
+    Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
+    `InvalidDicomError` (`errors="raise"`)."""
+    settings = load_config(config)
+    entity_id = check_id_keyword(entity_id or settings["ids"]["entity"], "entity_id")
+    item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
+    if errors not in _ERRORS:
+        raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
+    _check_max_depth(max_depth)
+    options = _options(_skip_list(settings, skip_fields), expand_sequences, include_private,
+                       include_file_meta, delimiter)
+    debug = logger.isEnabledFor(logging.DEBUG)
+
+    lookup = {}
+    origin = {}  # (entity, item) -> the file it came from
+    with pydicom_defaults(), pydicom_warnings_to_debug() as flush:
+        for index, source in enumerate(_sources(dicom_files)):
+            name = _display_name(source, index)
+            try:
+                dataset, file_meta = _load(source, name, force, max_depth)
+                entity, item, fields = decoded(name, lambda: (
+                    _id_value(dataset, file_meta, entity_id),
+                    _id_value(dataset, file_meta, item_id),
+                    flatten(dataset, file_meta, options)))
+            except InvalidDicomError as exc:
+                flush(name)
+                if errors == "raise":
+                    raise
+                logger.warning("Skipping %s [%s]", exc, exc.kind)
+                continue
+            flush(name)
+            if entity is None or item is None:
+                missing = entity_id if entity is None else item_id
+                logger.warning("Skipping %s: it has no %s value to group by", name, missing)
+                continue
+            if debug:
+                logger.debug("entity id: %s", entity)
+                logger.debug("item id: %s", item)
+                logger.debug("Found %d defined fields for %s", len(fields), os.path.basename(name))
+            items = lookup.setdefault(entity, {})
+            if item in items:
+                logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
+                               name, entity_id, entity, item_id, item, origin[entity, item])
+                del items[item]  # the item takes the position of the file that wins
+            items[item] = fields
+            origin[entity, item] = name
+    return lookup

@@ -1,0 +1,722 @@
+# cython: language_level=3
+"""The scanner: knows bytes, nothing else.
+
+It checks the preamble, reads the file meta group, learns the transfer syntax (explicit or
+implicit VR, little or big endian, deflated), and walks the data elements through one
+bounds-checked byte source to find where the header ends: the first top-level pixel data
+element, or the end of the file. It reads the file in bounded chunks, never past what the walk
+needs, so pixel data is not read. Where the encoding is ambiguous it decides exactly as
+pydicom's reader does (``pydicom.filereader.read_partial``, ``read_dataset``,
+``data_element_generator``), so the bytes it hands on are the bytes pydicom would parse.
+
+Anything that is not a whole, decodable header raises ``InvalidDicomError`` with the byte
+offset and the reason (SPEC section 3). Nesting is state in an explicit stack, bounded by
+``max_depth``, never recursion.
+"""
+
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcmp, memcpy
+from libc.errno cimport errno
+from posix.fcntl cimport open as c_open, O_RDONLY
+from posix.unistd cimport read as c_read, close as c_close
+from posix.stat cimport struct_stat, fstat, S_ISDIR, S_ISREG
+
+import os
+import zlib
+
+from pydicom.datadict import DicomDictionary, RepeatersDictionary, mask_match
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR as _VR
+from pydicom.values import converters as _converters
+
+from deid_fast.errors import InvalidDicomError
+
+cdef Py_ssize_t FIRST_READ = 16384     # one read covers the header of most files
+cdef Py_ssize_t MIN_READ = 16384
+cdef Py_ssize_t INFLATE_CHUNK = 65536  # compressed bytes fed to zlib at a time
+cdef Py_ssize_t MAX_INFLATED = 1 << 30  # a deflated header larger than this is refused
+cdef unsigned int UNDEFINED = 0xFFFFFFFF
+
+cdef unsigned int ITEM = 0xFFFEE000
+cdef unsigned int ITEM_DELIMITER = 0xFFFEE00D
+cdef unsigned int SEQUENCE_DELIMITER = 0xFFFEE0DD
+
+# Transfer syntaxes whose data set encoding differs from explicit VR little endian.
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+
+# VR tables, indexed by the two VR bytes as (b0 - 'A') * 26 + (b1 - 'A').
+# KNOWN: a VR pydicom's reader recognises; LONG: one with a 4-byte length in explicit VR;
+# VALID_FOR_GUESS: pydicom's `converters` keys, used to guess explicit VR without a transfer syntax.
+cdef unsigned char VR_KNOWN[676]
+cdef unsigned char VR_LONG[676]
+cdef unsigned char VR_VALID_FOR_GUESS[676]
+
+
+cdef inline int vr_index(unsigned char b0, unsigned char b1) noexcept nogil:
+    if b'A' <= b0 <= b'Z' and b'A' <= b1 <= b'Z':
+        return (b0 - 65) * 26 + (b1 - 65)
+    return -1
+
+
+cdef void _fill_vr_table(unsigned char* table, names):
+    cdef bytes raw
+    cdef int i
+    for name in names:
+        if len(name) == 2:
+            raw = name.encode("ascii")
+            i = vr_index(raw[0], raw[1])
+            if i >= 0:
+                table[i] = 1
+
+
+for _i in range(676):
+    VR_KNOWN[_i] = 0
+    VR_LONG[_i] = 0
+    VR_VALID_FOR_GUESS[_i] = 0
+_fill_vr_table(VR_KNOWN, [str(v) for v in _VR])
+_fill_vr_table(VR_LONG, [str(v) for v in EXPLICIT_VR_LENGTH_32])
+_fill_vr_table(VR_VALID_FOR_GUESS, list(_converters))
+
+
+# The dictionary VR of a tag, as pydicom's `_dictionary_vr_fast` gives it (None: not in the
+# dictionary). Needed for implicit VR, where the bytes do not say which elements are sequences.
+_dictionary_vr_cache = {}
+
+
+cdef object dictionary_vr(unsigned int tag):
+    try:
+        return _dictionary_vr_cache[tag]
+    except KeyError:
+        pass
+    entry = DicomDictionary.get(tag)
+    if entry is not None:
+        vr = entry[0]
+    elif (tag >> 16) % 2 == 0 and mask_match(tag):
+        vr = RepeatersDictionary[mask_match(tag)][0]
+    else:
+        vr = None
+    _dictionary_vr_cache[tag] = vr
+    return vr
+
+
+cdef inline bint is_pixel_data(unsigned int tag) noexcept nogil:
+    return tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009
+
+
+cdef str tag_text(unsigned int tag):
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte sources: every read of the walk goes through `have(end)`, which makes bytes [0, end)
+# available or says they do not exist. Nothing is indexed without it.
+
+
+cdef class ByteSource:
+    cdef unsigned char* buf
+    cdef Py_ssize_t size        # bytes available in buf
+    cdef Py_ssize_t capacity
+    cdef bint exhausted         # no more bytes will come
+    cdef object path
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    cdef int _reserve(self, Py_ssize_t capacity) except -1:
+        cdef unsigned char* grown
+        if capacity <= self.capacity:
+            return 0
+        grown = <unsigned char*> realloc(self.buf, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.buf = grown
+        self.capacity = capacity
+        return 0
+
+    cdef int _more(self, Py_ssize_t end) except -1:
+        """Read or produce bytes until `size >= end` or the source is exhausted."""
+        self.exhausted = True
+        return 0
+
+    cdef inline bint have(self, Py_ssize_t end) except -1:
+        if end <= self.size:
+            return True
+        if not self.exhausted:
+            self._more(end)
+        return end <= self.size
+
+    cdef inline unsigned int u16(self, Py_ssize_t pos, bint little) noexcept:
+        cdef unsigned char* p = self.buf + pos
+        if little:
+            return p[0] | (p[1] << 8)
+        return (p[0] << 8) | p[1]
+
+    cdef inline unsigned int u32(self, Py_ssize_t pos, bint little) noexcept:
+        cdef unsigned char* p = self.buf + pos
+        if little:
+            return p[0] | (p[1] << 8) | (p[2] << 16) | (<unsigned int> p[3] << 24)
+        return (<unsigned int> p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
+
+    cdef inline unsigned int tag_at(self, Py_ssize_t pos, bint little) noexcept:
+        return (self.u16(pos, little) << 16) | self.u16(pos + 2, little)
+
+    cdef bytes slice(self, Py_ssize_t start, Py_ssize_t end):
+        return (<char*> self.buf)[start:end]
+
+
+cdef class FileSource(ByteSource):
+    """The bytes of a file, read in chunks on demand, never beyond what was asked plus a chunk."""
+    cdef int fd
+    cdef Py_ssize_t file_size   # -1 when the file is not a regular file
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            c_close(self.fd)
+
+    cdef int open(self, path) except -1:
+        cdef bytes encoded = os.fsencode(path)
+        cdef struct_stat st
+        self.path = path
+        self.fd = c_open(encoded, O_RDONLY)
+        if self.fd < 0:
+            err = errno
+            raise InvalidDicomError(path, "unreadable", f"cannot open: {os.strerror(err)}")
+        if fstat(self.fd, &st) != 0:
+            err = errno
+            raise InvalidDicomError(path, "unreadable", f"cannot stat: {os.strerror(err)}")
+        if S_ISDIR(st.st_mode):
+            raise InvalidDicomError(path, "unreadable", "is a directory, not a file")
+        self.file_size = st.st_size if S_ISREG(st.st_mode) else -1
+        return 0
+
+    cdef int _more(self, Py_ssize_t end) except -1:
+        cdef Py_ssize_t want, got
+        if self.file_size >= 0 and end > self.file_size:
+            end = self.file_size  # never allocate for bytes the file does not have
+        want = max(end - self.size, MIN_READ if self.size else FIRST_READ)
+        if self.file_size >= 0:
+            want = min(want, self.file_size - self.size)
+        while self.size < end and not self.exhausted:
+            self._reserve(self.size + want)
+            with nogil:
+                got = c_read(self.fd, self.buf + self.size, want)
+            if got < 0:
+                err = errno
+                raise InvalidDicomError(self.path, "unreadable", f"read failed: {os.strerror(err)}",
+                                        self.size)
+            if got == 0:
+                self.exhausted = True
+            self.size += got
+            want = max(end - self.size, MIN_READ)
+            if self.file_size >= 0:
+                want = min(want, self.file_size - self.size)
+                if want <= 0:
+                    self.exhausted = True
+        return 0
+
+
+cdef class InflatedSource(ByteSource):
+    """A deflated data set (raw deflate), inflated chunk by chunk as the walk asks for bytes."""
+    cdef FileSource compressed
+    cdef Py_ssize_t compressed_pos
+    cdef object inflater
+
+    cdef int start(self, FileSource compressed, Py_ssize_t pos) except -1:
+        self.path = compressed.path
+        self.compressed = compressed
+        self.compressed_pos = pos
+        self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        return 0
+
+    cdef int _more(self, Py_ssize_t end) except -1:
+        cdef bytes out
+        cdef Py_ssize_t n
+        while self.size < end and not self.exhausted:
+            if self.compressed.have(self.compressed_pos + 1):
+                n = min(INFLATE_CHUNK, self.compressed.size - self.compressed_pos)
+                chunk = self.compressed.slice(self.compressed_pos, self.compressed_pos + n)
+                self.compressed_pos += n
+                try:
+                    out = self.inflater.decompress(chunk)
+                except zlib.error as exc:
+                    raise InvalidDicomError(self.path, "undecodable",
+                                            f"deflated data set cannot be inflated: {exc}")
+                if self.inflater.eof:
+                    self.exhausted = True
+            else:
+                out = self.inflater.flush()
+                self.exhausted = True
+            if out:
+                n = len(out)
+                if self.size + n > MAX_INFLATED:
+                    raise InvalidDicomError(self.path, "too-large",
+                                            f"deflated data set inflates past {MAX_INFLATED} bytes")
+                self._reserve(self.size + n)
+                memcpy(self.buf + self.size, <const char*> out, n)
+                self.size += n
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The walk
+
+
+cdef enum FrameKind:
+    DATASET = 0    # the top-level data set, or one sequence item
+    SEQUENCE = 1
+
+cdef struct Frame:
+    FrameKind kind
+    Py_ssize_t end        # where a defined length ends; -1 for undefined length (or top level)
+    bint implicit         # VR-ness of a data set frame
+    int depth             # sequence nesting level of the elements of a data set frame
+
+
+cdef class Header:
+    """What the scanner found: the header's bytes and how they are encoded."""
+    cdef readonly object path
+    cdef readonly bint has_preamble
+    cdef readonly bytes file_meta      # group 0002 bytes (explicit VR LE), b"" when absent
+    cdef readonly bytes command_set    # group 0000 bytes (implicit VR LE), b"" when absent
+    cdef readonly bytes dataset        # the data set up to the header's end, inflated if deflated
+    cdef readonly bint is_implicit_vr  # the encoding the transfer syntax gives (pydicom's start)
+    cdef readonly bint is_little_endian
+    cdef readonly bint deflated
+    cdef readonly Py_ssize_t dataset_offset  # byte offset of the data set in the file
+    cdef readonly Py_ssize_t header_end      # offset where the header ends (in the data set
+                                             # stream: the inflated one when deflated)
+    cdef readonly Py_ssize_t element_count   # elements walked, nested ones included
+
+
+cdef class Walker:
+    cdef ByteSource src
+    cdef object path
+    cdef int max_depth
+    cdef Frame* stack
+    cdef int top
+    cdef Py_ssize_t elements
+    cdef Py_ssize_t offset_base   # added to offsets in error messages (0 unless deflated)
+    cdef bint deflated
+
+    def __dealloc__(self):
+        free(self.stack)
+
+    cdef int init(self, ByteSource src, path, int max_depth, Py_ssize_t offset_base,
+                  bint deflated) except -1:
+        self.src = src
+        self.path = path
+        self.max_depth = max_depth
+        self.offset_base = offset_base
+        self.deflated = deflated
+        # a data set frame and a sequence frame per level, plus the top level
+        self.stack = <Frame*> malloc(sizeof(Frame) * (2 * max_depth + 4))
+        if self.stack == NULL:
+            raise MemoryError()
+        return 0
+
+    cdef fail(self, str kind, str reason, Py_ssize_t pos):
+        where = pos if not self.deflated else None
+        if self.deflated:
+            reason = f"{reason} (at byte {pos} of the inflated data set)"
+        raise InvalidDicomError(self.path, kind, reason, where if where is None else
+                                where + self.offset_base)
+
+    cdef bint looks_implicit(self, Py_ssize_t pos, bint assumed) except -1:
+        """pydicom's `_is_implicit_vr` peek: are the two bytes where an explicit VR would be
+        something other than two upper-case letters? Too few bytes: keep what was assumed."""
+        cdef unsigned char b0, b1
+        if not self.src.have(pos + 6):
+            return assumed
+        b0 = self.src.buf[pos + 4]
+        b1 = self.src.buf[pos + 5]
+        return not (0x40 < b0 < 0x5B and 0x40 < b1 < 0x5B)
+
+    cdef Py_ssize_t walk_group(self, Py_ssize_t pos, unsigned int group, bint implicit) except -2:
+        """Walk the run of top-level elements of `group` (file meta or command set) from `pos`;
+        returns where the run ends. These groups hold no sequences."""
+        cdef unsigned int tag, length
+        cdef int vi
+        cdef Py_ssize_t header_len
+        cdef unsigned char b0, b1
+        while self.src.have(pos + 8):
+            tag = self.src.tag_at(pos, True)
+            if (tag >> 16) != group:
+                break
+            header_len = 8
+            if implicit:
+                length = self.src.u32(pos + 4, True)
+            else:
+                b0 = self.src.buf[pos + 4]
+                b1 = self.src.buf[pos + 5]
+                vi = vr_index(b0, b1)
+                if vi >= 0 and VR_KNOWN[vi] and VR_LONG[vi]:
+                    if not self.src.have(pos + 12):
+                        self.fail("truncated", f"element {tag_text(tag)} is cut short", pos)
+                    length = self.src.u32(pos + 8, True)
+                    header_len = 12
+                elif not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(b0, b1):
+                    length = self.src.u32(pos + 4, True)
+                else:
+                    length = self.src.u16(pos + 6, True)
+            if length == UNDEFINED:
+                self.fail("undecodable",
+                          f"element {tag_text(tag)} of group {group:04X} has an undefined length",
+                          pos)
+            if not self.src.have(pos + header_len + length):
+                self.fail("truncated",
+                          f"element {tag_text(tag)} declares {length} bytes, past the end of the file",
+                          pos)
+            self.elements += 1
+            pos += header_len + length
+        return pos
+
+    cdef Py_ssize_t walk_dataset(self, Py_ssize_t pos, bint implicit, bint little,
+                                 bint check_order) except -2:
+        """Walk the top-level data set from `pos` and everything nested in it; returns the offset
+        where the header ends (the first top-level pixel data element, or the end of the data)."""
+        cdef Frame* frame
+        cdef unsigned int tag, length, previous_tag = 0
+        cdef Py_ssize_t header_len, value_pos, end
+        cdef unsigned char b0, b1
+        cdef int vi
+        cdef bint sequence, unknown_vr, is_un, have_previous = False
+
+        self.top = 0
+        frame = &self.stack[0]
+        frame.kind = DATASET
+        frame.end = -1
+        frame.implicit = implicit
+        frame.depth = 0
+
+        while True:
+            frame = &self.stack[self.top]
+            if frame.kind == SEQUENCE:
+                if frame.end >= 0 and pos >= frame.end:
+                    self.top -= 1
+                    continue
+                if not self.src.have(pos + 8):
+                    self.fail("truncated", "sequence is cut short before its items end", pos)
+                tag = self.src.tag_at(pos, little)
+                length = self.src.u32(pos + 4, little)
+                if tag == SEQUENCE_DELIMITER:
+                    pos += 8
+                    if frame.end >= 0:   # pydicom ends a defined-length sequence here too
+                        pos = frame.end
+                    self.top -= 1
+                    continue
+                if tag != ITEM:
+                    self.fail("undecodable", f"expected a sequence item, found {tag_text(tag)}", pos)
+                pos += 8
+                if length != UNDEFINED:
+                    end = pos + length
+                    if frame.end >= 0 and end > frame.end:
+                        self.fail("undecodable", "item runs past the end of its sequence", pos - 8)
+                    if not self.src.have(end):
+                        self.fail("truncated",
+                                  f"item declares {length} bytes, past the end of the file", pos - 8)
+                else:
+                    end = -1
+                # items of an implicit VR sequence stay implicit; in explicit VR an item may
+                # switch to implicit (pydicom's `_is_implicit_vr` for sequences)
+                implicit = frame.implicit or self.looks_implicit(pos, False)
+                self.top += 1
+                self.stack[self.top].kind = DATASET
+                self.stack[self.top].end = end
+                self.stack[self.top].implicit = implicit
+                self.stack[self.top].depth = frame.depth
+                continue
+
+            # a data set frame: the top level or an item
+            if frame.end >= 0 and pos >= frame.end:
+                if pos > frame.end:
+                    self.fail("undecodable", "element runs past the end of its item", pos)
+                self.top -= 1
+                continue
+            if not self.src.have(pos + 8):
+                if self.top == 0 and not self.src.have(pos + 1):
+                    return pos     # the end of the data: the whole file is header
+                if self.top == 0:
+                    self.fail("truncated", "element header is cut short", pos)
+                self.fail("truncated", "item is never closed before the end of the file", pos)
+
+            tag = self.src.tag_at(pos, little)
+            if tag == ITEM_DELIMITER:
+                if self.top == 0 or frame.end >= 0:
+                    self.fail("undecodable", "item delimiter outside an undefined-length item", pos)
+                pos += 8
+                self.top -= 1
+                continue
+            if self.top == 0:
+                if check_order:
+                    if have_previous and tag <= previous_tag:
+                        self.fail("not-dicom",
+                                  f"no DICM prefix, and tag {tag_text(tag)} is out of order",
+                                  pos)
+                    previous_tag = tag
+                    have_previous = True
+                if is_pixel_data(tag):
+                    self.elements += 1
+                    return pos
+
+            header_len = 8
+            sequence = False
+            unknown_vr = False     # UN, or no VR at all: resolved below as pydicom does
+            is_un = False
+            if frame.implicit:
+                length = self.src.u32(pos + 4, little)
+                unknown_vr = True
+            else:
+                b0 = self.src.buf[pos + 4]
+                b1 = self.src.buf[pos + 5]
+                vi = vr_index(b0, b1)
+                if vi >= 0 and VR_KNOWN[vi]:
+                    if VR_LONG[vi]:
+                        if not self.src.have(pos + 12):
+                            self.fail("truncated", f"element {tag_text(tag)} is cut short", pos)
+                        length = self.src.u32(pos + 8, little)
+                        header_len = 12
+                    else:
+                        length = self.src.u16(pos + 6, little)
+                    sequence = b0 == b'S' and b1 == b'Q'
+                    is_un = b0 == b'U' and b1 == b'N'
+                elif not _in_letter_range(b0, b1):
+                    # pydicom: not a VR at all, so this one element is read as implicit VR
+                    length = self.src.u32(pos + 4, little)
+                    unknown_vr = True
+                else:
+                    length = self.src.u16(pos + 6, little)
+            self.elements += 1
+            value_pos = pos + header_len
+
+            if length == UNDEFINED:
+                # which undefined lengths are sequences, as pydicom's data_element_generator decides
+                if unknown_vr:
+                    dvr = dictionary_vr(tag)
+                    if dvr is None:
+                        sequence = (self.src.have(value_pos + 4)
+                                    and self.src.tag_at(value_pos, little) == ITEM)
+                    else:
+                        sequence = dvr == "SQ"
+                elif is_un:   # UN of undefined length is read as a sequence
+                    sequence = True
+                if sequence:
+                    if frame.depth + 1 > self.max_depth:
+                        self.fail("too-deep",
+                                  f"sequences nest deeper than {self.max_depth} levels", pos)
+                    self.top += 1
+                    self.stack[self.top].kind = SEQUENCE
+                    self.stack[self.top].end = -1
+                    self.stack[self.top].implicit = frame.implicit
+                    self.stack[self.top].depth = frame.depth + 1
+                    pos = value_pos
+                else:
+                    pos = self.skip_undefined_value(tag, value_pos, little)
+                continue
+
+            if unknown_vr:
+                sequence = dictionary_vr(tag) == "SQ"
+            end = value_pos + length
+            if frame.end >= 0 and end > frame.end:
+                self.fail("undecodable",
+                          f"element {tag_text(tag)} runs past the end of its item", pos)
+            if not self.src.have(end):
+                self.fail("truncated",
+                          f"element {tag_text(tag)} declares {length} bytes, past the end of the file",
+                          pos)
+            if sequence and length > 0:
+                if frame.depth + 1 > self.max_depth:
+                    self.fail("too-deep", f"sequences nest deeper than {self.max_depth} levels", pos)
+                self.top += 1
+                self.stack[self.top].kind = SEQUENCE
+                self.stack[self.top].end = end
+                self.stack[self.top].implicit = frame.implicit
+                self.stack[self.top].depth = frame.depth + 1
+                pos = value_pos
+            else:
+                pos = end
+
+    cdef Py_ssize_t skip_undefined_value(self, unsigned int tag, Py_ssize_t start,
+                                         bint little) except -2:
+        """An undefined-length value that is not a sequence (encapsulated data): as pydicom's
+        `read_undefined_length_value`, walk it as items up to the sequence delimiter, else search
+        the bytes for the delimiter. Returns the offset after the delimiter and its length."""
+        cdef Py_ssize_t pos = start
+        cdef unsigned int item_tag, length
+        while self.src.have(pos + 4):
+            item_tag = self.src.tag_at(pos, little)
+            if item_tag == SEQUENCE_DELIMITER:
+                if not self.src.have(pos + 8):
+                    break
+                return pos + 8
+            if item_tag != ITEM or not self.src.have(pos + 8):
+                break
+            length = self.src.u32(pos + 4, little)
+            if length == UNDEFINED or not self.src.have(pos + 8 + length):
+                break
+            pos += 8 + length
+        # not a clean run of items: search for the delimiter's bytes
+        cdef unsigned char needle[4]
+        needle[0] = 0xFE if little else 0xFF
+        needle[1] = 0xFF if little else 0xFE
+        needle[2] = 0xDD if little else 0xE0
+        needle[3] = 0xE0 if little else 0xDD
+        pos = start
+        cdef Py_ssize_t step = 1 << 16
+        while True:
+            self.src.have(pos + step)
+            while pos + 4 <= self.src.size:
+                if memcmp(self.src.buf + pos, needle, 4) == 0:
+                    if not self.src.have(pos + 8):
+                        self.fail("truncated", f"element {tag_text(tag)} ends at the end of the file",
+                                  pos)
+                    return pos + 8
+                pos += 1
+            if self.src.exhausted:
+                self.fail("truncated",
+                          f"element {tag_text(tag)} has an undefined length never closed", start)
+            pos = max(start, self.src.size - 3)
+            step *= 2
+
+
+cdef inline bint _in_letter_range(unsigned char b0, unsigned char b1) noexcept:
+    """pydicom's `b"AA" <= vr <= b"ZZ"` (a bytes comparison, so lexicographic)."""
+    if b0 < b'A' or b0 > b'Z':
+        return False
+    if b0 == b'A':
+        return b1 >= b'A'
+    if b0 == b'Z':
+        return b1 <= b'Z'
+    return True
+
+
+cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit):
+    """The value of (0002,0010) in the file meta bytes [pos, end), or None."""
+    cdef unsigned int tag, length
+    cdef Py_ssize_t header_len
+    cdef int vi
+    while pos + 8 <= end:
+        tag = src.tag_at(pos, True)
+        header_len = 8
+        if implicit:
+            length = src.u32(pos + 4, True)
+        else:
+            vi = vr_index(src.buf[pos + 4], src.buf[pos + 5])
+            if vi >= 0 and VR_KNOWN[vi] and VR_LONG[vi]:
+                length = src.u32(pos + 8, True)
+                header_len = 12
+            elif not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(src.buf[pos + 4],
+                                                                          src.buf[pos + 5]):
+                length = src.u32(pos + 4, True)
+            else:
+                length = src.u16(pos + 6, True)
+        if tag == 0x00020010:
+            raw = src.slice(pos + header_len, pos + header_len + length)
+            return raw.decode("latin-1").strip(" \x00")
+        pos += header_len + length
+    return None
+
+
+def scan(path, bint force=True, int max_depth=128):
+    """Scan the file at `path`; return a `Header`, or raise `InvalidDicomError`."""
+    cdef FileSource src = FileSource()
+    cdef Walker walker = Walker()
+    cdef Header header = Header()
+    cdef Py_ssize_t pos = 0, meta_start, meta_end, command_end, end
+    cdef bint meta_implicit, implicit = True, little = True
+    cdef ByteSource data
+
+    src.open(path)
+    header.path = path
+    walker.init(src, path, max_depth, 0, False)
+    if not src.have(1):
+        raise InvalidDicomError(path, "empty", "the file is empty", 0)
+
+    if src.have(132) and memcmp(src.buf + 128, b"DICM", 4) == 0:
+        header.has_preamble = True
+        pos = 132
+    elif not force:
+        raise InvalidDicomError(path, "no-preamble",
+                                "no 128-byte preamble and 'DICM' prefix (read with force=True "
+                                "to accept such files)", 128)
+    else:
+        # Without the prefix nothing vouches for the bytes: the first element must be of a
+        # group a DICOM stream starts with (command, file meta, directory or identifying).
+        if not src.have(8):
+            raise InvalidDicomError(path, "not-dicom",
+                                    "no DICM prefix, and too short for a data element", 0)
+        group_le = src.u16(0, True)
+        group_be = src.u16(0, False)
+        if group_le > 0x0008 and group_be > 0x0008:
+            raise InvalidDicomError(path, "not-dicom",
+                                    f"no DICM prefix, and the first bytes are not a DICOM element "
+                                    f"({src.slice(0, 8).hex(' ')})", 0)
+
+    # File meta: explicit VR little endian, unless its first element says otherwise.
+    meta_start = pos
+    meta_implicit = walker.looks_implicit(pos, False) if (src.have(pos + 4) and
+                                                          src.tag_at(pos, True) >> 16 == 2) else False
+    meta_end = walker.walk_group(pos, 0x0002, meta_implicit)
+    header.file_meta = src.slice(meta_start, meta_end)
+    transfer_syntax = meta_transfer_syntax(src, meta_start, meta_end, meta_implicit)
+
+    # Command set: implicit VR little endian, with the same peek.
+    pos = meta_end
+    command_implicit = walker.looks_implicit(pos, True) if (src.have(pos + 4) and
+                                                            src.tag_at(pos, True) >> 16 == 0) else True
+    command_end = walker.walk_group(pos, 0x0000, command_implicit)
+    header.command_set = src.slice(meta_end, command_end)
+    pos = command_end
+    header.dataset_offset = pos
+
+    # The transfer syntax, as pydicom's read_partial maps it to an encoding.
+    deflated = False
+    if not src.have(pos + 1):
+        pass
+    elif transfer_syntax is None:
+        if src.have(pos + 6):
+            vi = vr_index(src.buf[pos + 4], src.buf[pos + 5])
+            if vi >= 0 and VR_VALID_FOR_GUESS[vi]:
+                implicit = False
+                if src.u16(pos, True) >= 1024:
+                    little = False
+    elif transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+        pass
+    elif transfer_syntax == EXPLICIT_VR_BIG_ENDIAN:
+        implicit = False
+        little = False
+    elif transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        implicit = False
+        deflated = True
+    else:
+        implicit = False
+    header.is_implicit_vr = implicit
+    header.is_little_endian = little
+    header.deflated = deflated
+
+    if deflated:
+        inflated = InflatedSource()
+        inflated.start(src, pos)
+        data = inflated
+        data_walker = Walker()
+        data_walker.init(data, path, max_depth, 0, True)
+        data_walker.elements = walker.elements
+        start = 0
+    else:
+        data = src
+        data_walker = walker
+        start = pos
+
+    # pydicom switches to the VR-ness the first element shows (with a warning)
+    walked_implicit = data_walker.looks_implicit(start, implicit)
+    end = data_walker.walk_dataset(start, walked_implicit, little, not header.has_preamble)
+    header.dataset = data.slice(start, end)
+    header.header_end = end
+    header.element_count = data_walker.elements
+    if header.element_count == 0:
+        raise InvalidDicomError(path, "no-elements", "the file holds no data element", pos)
+    return header

@@ -1,0 +1,2 @@
+cpdef object to_builtin(object value)
+cpdef bint is_empty(object value)
