@@ -28,12 +28,12 @@ cdef str keyword_of(unsigned int tag):
 cdef str field_name(object element, bint include_private, bint is_file_meta):
     """The name an element is reported under, or None when R4 leaves it out."""
     cdef unsigned int tag = element.tag
+    if (tag & 0xFFFF) == 0 and not is_file_meta:
+        return None     # a group length of the data set, private ones included
     if (tag >> 16) & 1:
         if include_private:
             return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
         return None
-    if (tag & 0xFFFF) == 0 and not is_file_meta:
-        return None     # group length of the data set
     keyword = keyword_of(tag)
     return keyword or None
 

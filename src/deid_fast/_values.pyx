@@ -7,6 +7,7 @@ int, a multi-value a list. A value pydicom kept as str (an invalid DS or IS) sta
 """
 from decimal import Decimal
 
+from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 
@@ -28,7 +29,7 @@ cpdef object to_builtin(object value):
         return bytes(value)
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, (list, tuple)):  # MultiValue is a list
+    if isinstance(value, (MultiValue, list, tuple)):
         return [to_builtin(item) for item in value]
     tolist = getattr(value, "tolist", None)  # numpy values, should a caller's config make them
     if tolist is not None:
