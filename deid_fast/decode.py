@@ -57,21 +57,45 @@ def pydicom_defaults():
             setattr(pydicom_config.settings, name, value)
 
 
+class _Collect(logging.Handler):
+    """Keeps the messages of pydicom's logger instead of letting them reach the user's handlers."""
+
+    def __init__(self, messages):
+        super().__init__(logging.DEBUG)
+        self.messages = messages
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 @contextlib.contextmanager
-def pydicom_warnings_to_debug():
-    """Turn the warnings pydicom emits inside the block into DEBUG records; yields a flush
-    function that logs (and forgets) what was caught so far, naming the file."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+def pydicom_messages_to_debug():
+    """pydicom reports odd values both as Python warnings and on its own logger. Inside the
+    block both are collected instead; the yielded `flush(name)` logs what was collected since the
+    last flush at DEBUG, once per message, naming the file (SPEC R9)."""
+    pydicom_logger = logging.getLogger("pydicom")
+    saved = pydicom_logger.handlers, pydicom_logger.propagate, pydicom_logger.level
+    messages = []
+    pydicom_logger.handlers = [_Collect(messages)]
+    pydicom_logger.propagate = False
+    pydicom_logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
 
-        def flush(name):
-            if caught:
-                if logger.isEnabledFor(logging.DEBUG):
-                    for warning in caught:
-                        logger.debug("pydicom on %s: %s", name, warning.message)
-                caught.clear()
+            def flush(name):
+                if caught or messages:
+                    if logger.isEnabledFor(logging.DEBUG):
+                        found = messages + [str(warning.message) for warning in caught]
+                        for message in dict.fromkeys(found):
+                            logger.debug("pydicom on %s: %s", name, message)
+                    caught.clear()
+                    messages.clear()
 
-        yield flush
+            yield flush
+    finally:
+        pydicom_logger.handlers, pydicom_logger.propagate, level = saved
+        pydicom_logger.setLevel(level)
 
 
 def read_header(header):

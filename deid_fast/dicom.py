@@ -13,7 +13,7 @@ from deid_fast._flatten import Options, flatten
 from deid_fast._scan import scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
-from deid_fast.decode import decoded, pydicom_defaults, pydicom_warnings_to_debug, read_header
+from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debug, read_header
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -122,7 +122,7 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     options = _options(_skip_list(load_config(), skip_fields), expand_sequences, include_private,
                        include_file_meta, delimiter)
     name = _display_name(source, 0)
-    with pydicom_defaults(), pydicom_warnings_to_debug() as flush:
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
             dataset, file_meta = _load(source, name, force, max_depth)
             return decoded(name, lambda: flatten(dataset, file_meta, options))
@@ -177,7 +177,7 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
 
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from
-    with pydicom_defaults(), pydicom_warnings_to_debug() as flush:
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         for index, source in enumerate(_sources(dicom_files)):
             name = _display_name(source, index)
             try:
