@@ -22,10 +22,10 @@ $(VENV)/.installed-%: $(PY) $(SOURCES)
 install: $(VENV)/.installed-data
 
 demo: $(VENV)/.installed-data
-	$(PY) -m deid_fast.demo
+	$(PY) -I -m deid_fast.demo
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest tests -q
+	$(VENV)/bin/pytest tests -q
 
 bench: $(VENV)/.installed-bench
 	taskset -c 0 $(PY) benchmarks/run.py
