@@ -19,6 +19,7 @@ from pydicom.filereader import (
     read_dataset,
 )
 
+from deid_fast._flatten import UndecodableElement
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -109,18 +110,32 @@ def read_header(header):
     return dataset, file_meta
 
 
-def decoded(path, compute):
+def _file_offset(header, failure):
+    """Where the failing element's top-level element has its value in the file, when known."""
+    if header is None or header.deflated or failure.value_tell is None:
+        return None
+    group = failure.path[0][0] >> 16
+    base = header.dataset_offset        # the raw offsets count from the start of their bytes
+    if group in (0x0000, 0x0002):
+        base -= len(header.command_set)
+    if group == 0x0002:
+        base -= len(header.file_meta)
+    return base + failure.value_tell
+
+
+def decoded(path, compute, header=None):
     """Run `compute()` (which reads values through pydicom) and turn any failure of pydicom
-    to decode into an `InvalidDicomError` that names the file."""
+    to decode into an `InvalidDicomError` that names the file, and where it can, the element
+    and its byte offset (`header` is the scanned header, None for a Dataset)."""
     try:
         return compute()
-    except InvalidDicomError:
-        raise
-    except (MemoryError, KeyboardInterrupt):
+    except (InvalidDicomError, MemoryError, KeyboardInterrupt):
         raise
     except RecursionError:
-        raise InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode")
+        raise InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode") from None
+    except UndecodableElement as exc:
+        raise InvalidDicomError(path, "undecodable", f"pydicom cannot decode {exc}",
+                                _file_offset(header, exc)) from exc
     except Exception as exc:
         raise InvalidDicomError(path, "undecodable",
                                 f"pydicom cannot decode it: {type(exc).__name__}: {exc}") from exc
-

@@ -99,11 +99,13 @@ def _check_max_depth(max_depth):
 
 
 def _load(source, name, force, max_depth):
-    """pydicom's data set and file meta of a path or Dataset: the header only."""
+    """pydicom's data set and file meta of a path or Dataset (the header only), and the
+    scanned header (None for a Dataset)."""
     if isinstance(source, Dataset):
-        return source, getattr(source, "file_meta", None)
+        return source, getattr(source, "file_meta", None), None
     header = scan(name, force, max_depth)
-    return decoded(name, lambda: read_header(header))
+    dataset, file_meta = decoded(name, lambda: read_header(header), header)
+    return dataset, file_meta, header
 
 
 def _display_name(source, index):
@@ -124,8 +126,8 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     name = _display_name(source, 0)
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
-            dataset, file_meta = _load(source, name, force, max_depth)
-            return decoded(name, lambda: flatten(dataset, file_meta, options))
+            dataset, file_meta, header = _load(source, name, force, max_depth)
+            return decoded(name, lambda: flatten(dataset, file_meta, options), header)
         finally:
             flush(name)
 
@@ -181,11 +183,11 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
         for index, source in enumerate(_sources(dicom_files)):
             name = _display_name(source, index)
             try:
-                dataset, file_meta = _load(source, name, force, max_depth)
+                dataset, file_meta, header = _load(source, name, force, max_depth)
                 entity, item, fields = decoded(name, lambda: (
                     _id_value(dataset, file_meta, entity_id),
                     _id_value(dataset, file_meta, item_id),
-                    flatten(dataset, file_meta, options)))
+                    flatten(dataset, file_meta, options)), header)
             except InvalidDicomError as exc:
                 flush(name)
                 if errors == "raise":

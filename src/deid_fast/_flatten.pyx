@@ -57,12 +57,26 @@ cdef class Options:
         self.delimiter = delimiter
 
 
-def header_elements(dataset):
-    """The top-level elements of `dataset` before its first pixel data element (R2)."""
-    for element in dataset:
-        if element.tag in PIXEL_DATA_TAGS:
+class UndecodableElement(Exception):
+    """pydicom could not decode an element: where it is (its top-level element's tag and value
+    offset, and the path of sequence items down to it) and why."""
+
+    def __init__(self, path, value_tell, cause):
+        self.path = path            # ((tag, item index or None), ...) from the top level down
+        self.value_tell = value_tell
+        self.cause = cause
+        where = " > ".join(f"({tag >> 16:04X},{tag & 0xFFFF:04X})" +
+                           ("" if index is None else f" item {index}") for tag, index in path)
+        super().__init__(f"element {where}: {type(cause).__name__}: {cause}")
+
+
+def header_tags(dataset):
+    """The top-level tags of `dataset` before its first pixel data element (R2), in the order
+    pydicom iterates a data set (ascending)."""
+    for tag in sorted(dataset.keys()):
+        if tag in PIXEL_DATA_TAGS:
             return
-        yield element
+        yield tag
 
 
 cpdef dict flatten(object dataset, object file_meta, Options options):
@@ -76,22 +90,31 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
     cdef bint include_private = options.include_private
     cdef frozenset skip = options.skip
     cdef bint is_file_meta
+    cdef tuple path
     cdef Py_ssize_t index, count
 
-    # A frame: [iterator over elements, key prefix, target dict, is file meta]
-    stack.append([header_elements(dataset), "", fields, False])
+    # A frame: [tags, their data set, key prefix, target dict, is file meta, path to the data set]
+    stack.append([header_tags(dataset), dataset, "", fields, False, ()])
     if options.include_file_meta and file_meta is not None:
-        stack.append([iter(file_meta), "", fields, True])
+        stack.append([iter(sorted(file_meta.keys())), file_meta, "", fields, True, ()])
 
     while stack:
-        frame = stack[-1]
-        element = next(frame[0], None)
-        if element is None:
+        frame = stack[len(stack) - 1]
+        tag = next(frame[0], None)
+        if tag is None:
             stack.pop()
             continue
-        prefix = frame[1]
-        target = frame[2]
-        is_file_meta = frame[3]
+        source = frame[1]
+        try:
+            element = source[tag]   # pydicom decodes the value here
+        except Exception as exc:
+            path = frame[5] + ((tag, None),)
+            top = path[0][0]
+            raw = (file_meta if frame[4] else dataset).get_item(top)
+            raise UndecodableElement(path, getattr(raw, "value_tell", None), exc) from exc
+        prefix = frame[2]
+        target = frame[3]
+        is_file_meta = frame[4]
         name = field_name(element, include_private, is_file_meta)
         if name is None or name in skip:
             continue
@@ -100,6 +123,7 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
             items = list(value) if value is not None else []
             if not items:
                 continue  # R5: a sequence with no items is empty
+            path = frame[5]
             if expand:
                 count = len(items)
                 # pushed in reverse so that item 0 is flattened first
@@ -107,7 +131,8 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
                     key = prefix + name + delimiter
                     if count > 1:
                         key = key + str(index) + delimiter
-                    stack.append([iter(items[index]), key, target, False])
+                    stack.append([iter(sorted(items[index].keys())), items[index], key, target,
+                                  False, path + ((tag, index),)])
             else:
                 key = prefix + name
                 if key in target:
@@ -115,7 +140,8 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
                 nested = [{} for _ in items]
                 target[key] = nested
                 for index in range(len(items) - 1, -1, -1):
-                    stack.append([iter(items[index]), "", nested[index], False])
+                    stack.append([iter(sorted(items[index].keys())), items[index], "",
+                                  nested[index], False, path + ((tag, index),)])
             continue
         value = to_builtin(value)
         if is_empty(value):
