@@ -10,7 +10,7 @@ KINDS = (
     "truncated",    # a declared length runs past the end, or an undefined length is never closed
     "too-deep",     # sequences nest deeper than max_depth
     "too-large",    # a deflated data set inflates past the bound
-    "no-elements",  # nothing but (at most) a file meta group
+    "no-elements",  # nothing but a file meta group and group lengths
     "undecodable",  # a structure or value pydicom cannot decode
 )
 

@@ -290,7 +290,8 @@ cdef class Header:
     cdef readonly Py_ssize_t dataset_offset  # byte offset of the data set in the file
     cdef readonly Py_ssize_t header_end      # offset where the header ends (in the data set
                                              # stream: the inflated one when deflated)
-    cdef readonly Py_ssize_t element_count   # elements walked, nested ones included
+    cdef readonly Py_ssize_t element_count   # data elements walked, nested ones included
+                                             # (not file meta elements, nor group lengths)
 
 
 cdef class Walker:
@@ -336,17 +337,26 @@ cdef class Walker:
         b1 = self.src.buf[pos + 5]
         return not (0x40 < b0 < 0x5B and 0x40 < b1 < 0x5B)
 
-    cdef Py_ssize_t walk_group(self, Py_ssize_t pos, unsigned int group, bint implicit) except -2:
+    cdef Py_ssize_t walk_group(self, Py_ssize_t pos, unsigned int group, bint implicit,
+                               bint counted) except -2:
         """Walk the run of top-level elements of `group` (file meta or command set) from `pos`;
-        returns where the run ends. These groups hold no sequences."""
-        cdef unsigned int tag, length
+        returns where the run ends. These groups hold no sequences, and their tags must ascend
+        (a repeated tag here is noise, such as a run of zero bytes). `counted`: whether these
+        elements count as the file's data elements."""
+        cdef unsigned int tag, length, previous_tag = 0
         cdef int vi
         cdef Py_ssize_t header_len
         cdef unsigned char b0, b1
+        cdef bint have_previous = False
         while self.src.have(pos + 8):
             tag = self.src.tag_at(pos, True)
             if (tag >> 16) != group:
                 break
+            if have_previous and tag <= previous_tag:
+                self.fail("not-dicom", f"tag {tag_text(tag)} is out of order in group {group:04X}",
+                          pos)
+            previous_tag = tag
+            have_previous = True
             header_len = 8
             if implicit:
                 length = self.src.u32(pos + 4, True)
@@ -371,7 +381,8 @@ cdef class Walker:
                 self.fail("truncated",
                           f"element {tag_text(tag)} declares {length} bytes, past the end of the file",
                           pos)
-            self.elements += 1
+            if counted and (tag & 0xFFFF) != 0:   # a group length alone is no data
+                self.elements += 1
             pos += header_len + length
         return pos
 
@@ -490,7 +501,8 @@ cdef class Walker:
                     unknown_vr = True
                 else:
                     length = self.src.u16(pos + 6, little)
-            self.elements += 1
+            if (tag & 0xFFFF) != 0:
+                self.elements += 1
             value_pos = pos + header_len
 
             if length == UNDEFINED:
@@ -594,6 +606,23 @@ cdef inline bint _in_letter_range(unsigned char b0, unsigned char b1) noexcept:
     return True
 
 
+cdef int check_meta_length(Walker walker, ByteSource src, Py_ssize_t start, Py_ssize_t end,
+                           bint implicit) except -1:
+    """A file that ends inside the file meta group its group length declares is cut short.
+    (A group length that is merely wrong, with the data set following, is read as pydicom reads
+    it: by the elements.)"""
+    cdef Py_ssize_t declared_end
+    if implicit or end - start < 12 or src.tag_at(start, True) != 0x00020000:
+        return 0
+    if src.buf[start + 4] != b'U' or src.buf[start + 5] != b'L' or src.u16(start + 6, True) != 4:
+        return 0
+    declared_end = start + 12 + src.u32(start + 8, True)
+    if end < declared_end and not src.have(end + 1):
+        walker.fail("truncated", f"the file meta group declares {declared_end - start - 12} bytes "
+                    f"but the file ends at byte {end}", end)
+    return 0
+
+
 cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit):
     """The value of (0002,0010) in the file meta bytes [pos, end), or None."""
     cdef unsigned int tag, length
@@ -660,15 +689,16 @@ def scan(path, bint force=True, int max_depth=128):
     meta_start = pos
     meta_implicit = walker.looks_implicit(pos, False) if (src.have(pos + 4) and
                                                           src.tag_at(pos, True) >> 16 == 2) else False
-    meta_end = walker.walk_group(pos, 0x0002, meta_implicit)
+    meta_end = walker.walk_group(pos, 0x0002, meta_implicit, False)
     header.file_meta = src.slice(meta_start, meta_end)
+    check_meta_length(walker, src, meta_start, meta_end, meta_implicit)
     transfer_syntax = meta_transfer_syntax(src, meta_start, meta_end, meta_implicit)
 
     # Command set: implicit VR little endian, with the same peek.
     pos = meta_end
     command_implicit = walker.looks_implicit(pos, True) if (src.have(pos + 4) and
                                                             src.tag_at(pos, True) >> 16 == 0) else True
-    command_end = walker.walk_group(pos, 0x0000, command_implicit)
+    command_end = walker.walk_group(pos, 0x0000, command_implicit, True)
     header.command_set = src.slice(meta_end, command_end)
     pos = command_end
     header.dataset_offset = pos
