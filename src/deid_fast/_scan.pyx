@@ -115,12 +115,6 @@ cdef str tag_text(unsigned int tag):
 
 
 cdef class ByteSource:
-    cdef unsigned char* buf
-    cdef Py_ssize_t size        # bytes available in buf
-    cdef Py_ssize_t capacity
-    cdef bint exhausted         # no more bytes will come
-    cdef object path
-
     def __dealloc__(self):
         free(self.buf)
 
@@ -140,26 +134,26 @@ cdef class ByteSource:
         self.exhausted = True
         return 0
 
-    cdef inline bint have(self, Py_ssize_t end) except -1:
+    cdef bint have(self, Py_ssize_t end) except -1:
         if end <= self.size:
             return True
         if not self.exhausted:
             self._more(end)
         return end <= self.size
 
-    cdef inline unsigned int u16(self, Py_ssize_t pos, bint little) noexcept:
+    cdef unsigned int u16(self, Py_ssize_t pos, bint little) noexcept:
         cdef unsigned char* p = self.buf + pos
         if little:
             return p[0] | (p[1] << 8)
         return (p[0] << 8) | p[1]
 
-    cdef inline unsigned int u32(self, Py_ssize_t pos, bint little) noexcept:
+    cdef unsigned int u32(self, Py_ssize_t pos, bint little) noexcept:
         cdef unsigned char* p = self.buf + pos
         if little:
             return p[0] | (p[1] << 8) | (p[2] << 16) | (<unsigned int> p[3] << 24)
         return (<unsigned int> p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
 
-    cdef inline unsigned int tag_at(self, Py_ssize_t pos, bint little) noexcept:
+    cdef unsigned int tag_at(self, Py_ssize_t pos, bint little) noexcept:
         return (self.u16(pos, little) << 16) | self.u16(pos + 2, little)
 
     cdef bytes slice(self, Py_ssize_t start, Py_ssize_t end):
@@ -275,23 +269,32 @@ cdef struct Frame:
     Py_ssize_t end        # where a defined length ends; -1 for undefined length (or top level)
     bint implicit         # VR-ness of a data set frame
     int depth             # sequence nesting level of the elements of a data set frame
+    Py_ssize_t token      # index of the token that opened the frame
+    unsigned int last_tag # of a data set frame: the last element's tag, to check the order
+    bint has_last
 
 
 cdef class Header:
-    """What the scanner found: the header's bytes and how they are encoded."""
-    cdef readonly object path
-    cdef readonly bint has_preamble
-    cdef readonly bytes file_meta      # group 0002 bytes (explicit VR LE), b"" when absent
-    cdef readonly bytes command_set    # group 0000 bytes (implicit VR LE), b"" when absent
-    cdef readonly bytes dataset        # the data set up to the header's end, inflated if deflated
-    cdef readonly bint is_implicit_vr  # the encoding the transfer syntax gives (pydicom's start)
-    cdef readonly bint is_little_endian
-    cdef readonly bint deflated
-    cdef readonly Py_ssize_t dataset_offset  # byte offset of the data set in the file
-    cdef readonly Py_ssize_t header_end      # offset where the header ends (in the data set
-                                             # stream: the inflated one when deflated)
-    cdef readonly Py_ssize_t element_count   # data elements walked, nested ones included
-                                             # (not file meta elements, nor group lengths)
+    """What the scanner found: where the header's bytes are, how they are encoded, and the
+    table of its elements, sequences and items (in file order)."""
+
+    def __dealloc__(self):
+        free(self.tokens)
+
+    @property
+    def file_meta(self):
+        """The group 0002 bytes, b"" when absent."""
+        return self.file_source.slice(self.meta_start, self.meta_end)
+
+    @property
+    def command_set(self):
+        """The group 0000 bytes (implicit VR little endian), b"" when absent."""
+        return self.file_source.slice(self.meta_end, self.command_end)
+
+    @property
+    def dataset(self):
+        """The data set up to the header's end, inflated when the file is deflated."""
+        return self.data_source.slice(self.data_start, self.header_end)
 
 
 cdef class Walker:
@@ -303,9 +306,57 @@ cdef class Walker:
     cdef Py_ssize_t elements
     cdef Py_ssize_t offset_base   # added to offsets in error messages (0 unless deflated)
     cdef bint deflated
+    cdef Token* tokens
+    cdef Py_ssize_t token_count, token_capacity
+    cdef bint unordered
 
     def __dealloc__(self):
         free(self.stack)
+        free(self.tokens)
+
+    cdef Py_ssize_t emit(self, unsigned char kind, unsigned int tag, unsigned short vr,
+                         Py_ssize_t offset, Py_ssize_t length) except -1:
+        """Append a token to the table; returns its index."""
+        cdef Token* grown
+        cdef Token* token
+        if self.token_count == self.token_capacity:
+            self.token_capacity = max(64, 2 * self.token_capacity)
+            grown = <Token*> realloc(self.tokens, sizeof(Token) * self.token_capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self.tokens = grown
+        token = &self.tokens[self.token_count]
+        token.tag = tag
+        token.vr = vr
+        token.kind = kind
+        token.offset = offset
+        token.length = length
+        token.end = -1
+        token.count = 0
+        self.token_count += 1
+        return self.token_count - 1
+
+    cdef int pop(self) except -1:
+        """Close the innermost sequence or item, with its end token."""
+        cdef Frame* frame = &self.stack[self.top]
+        cdef Py_ssize_t index
+        index = self.emit(T_SEQUENCE_END if frame.kind == SEQUENCE else T_ITEM_END, 0, 0, 0, 0)
+        self.tokens[frame.token].end = index
+        self.top -= 1
+        return 0
+
+    cdef int push(self, FrameKind kind, Py_ssize_t end, bint implicit, int depth,
+                  Py_ssize_t token) except -1:
+        cdef Frame* frame
+        self.top += 1
+        frame = &self.stack[self.top]
+        frame.kind = kind
+        frame.end = end
+        frame.implicit = implicit
+        frame.depth = depth
+        frame.token = token
+        frame.has_last = False
+        return 0
 
     cdef int init(self, ByteSource src, path, int max_depth, Py_ssize_t offset_base,
                   bint deflated) except -1:
@@ -396,6 +447,7 @@ cdef class Walker:
         cdef unsigned char b0, b1
         cdef int vi
         cdef bint sequence, unknown_vr, is_un, have_previous = False
+        cdef unsigned short vr_code
 
         self.top = 0
         frame = &self.stack[0]
@@ -403,12 +455,13 @@ cdef class Walker:
         frame.end = -1
         frame.implicit = implicit
         frame.depth = 0
+        frame.has_last = False
 
         while True:
             frame = &self.stack[self.top]
             if frame.kind == SEQUENCE:
                 if frame.end >= 0 and pos >= frame.end:
-                    self.top -= 1
+                    self.pop()
                     continue
                 if not self.src.have(pos + 8):
                     self.fail("truncated", "sequence is cut short before its items end", pos)
@@ -418,7 +471,7 @@ cdef class Walker:
                     pos += 8
                     if frame.end >= 0:   # pydicom ends a defined-length sequence here too
                         pos = frame.end
-                    self.top -= 1
+                    self.pop()
                     continue
                 if tag != ITEM:
                     self.fail("undecodable", f"expected a sequence item, found {tag_text(tag)}", pos)
@@ -435,18 +488,15 @@ cdef class Walker:
                 # items of an implicit VR sequence stay implicit; in explicit VR an item may
                 # switch to implicit (pydicom's `_is_implicit_vr` for sequences)
                 implicit = frame.implicit or self.looks_implicit(pos, False)
-                self.top += 1
-                self.stack[self.top].kind = DATASET
-                self.stack[self.top].end = end
-                self.stack[self.top].implicit = implicit
-                self.stack[self.top].depth = frame.depth
+                self.tokens[frame.token].count += 1
+                self.push(DATASET, end, implicit, frame.depth, self.emit(T_ITEM, ITEM, 0, pos, 0))
                 continue
 
             # a data set frame: the top level or an item
             if frame.end >= 0 and pos >= frame.end:
                 if pos > frame.end:
                     self.fail("undecodable", "element runs past the end of its item", pos)
-                self.top -= 1
+                self.pop()
                 continue
             if not self.src.have(pos + 8):
                 if self.top == 0 and not self.src.have(pos + 1):
@@ -460,7 +510,7 @@ cdef class Walker:
                 if self.top == 0 or frame.end >= 0:
                     self.fail("undecodable", "item delimiter outside an undefined-length item", pos)
                 pos += 8
-                self.top -= 1
+                self.pop()
                 continue
             if self.top == 0:
                 if check_order:
@@ -473,11 +523,16 @@ cdef class Walker:
                 if is_pixel_data(tag):
                     self.elements += 1
                     return pos
+            if frame.has_last and tag <= frame.last_tag:
+                self.unordered = True
+            frame.last_tag = tag
+            frame.has_last = True
 
             header_len = 8
             sequence = False
             unknown_vr = False     # UN, or no VR at all: resolved below as pydicom does
             is_un = False
+            vr_code = 0
             if frame.implicit:
                 length = self.src.u32(pos + 4, little)
                 unknown_vr = True
@@ -501,6 +556,8 @@ cdef class Walker:
                     unknown_vr = True
                 else:
                     length = self.src.u16(pos + 6, little)
+                if not unknown_vr:
+                    vr_code = (b0 << 8) | b1
             if (tag & 0xFFFF) != 0:
                 self.elements += 1
             value_pos = pos + header_len
@@ -520,14 +577,13 @@ cdef class Walker:
                     if frame.depth + 1 > self.max_depth:
                         self.fail("too-deep",
                                   f"sequences nest deeper than {self.max_depth} levels", pos)
-                    self.top += 1
-                    self.stack[self.top].kind = SEQUENCE
-                    self.stack[self.top].end = -1
-                    self.stack[self.top].implicit = frame.implicit
-                    self.stack[self.top].depth = frame.depth + 1
+                    self.push(SEQUENCE, -1, frame.implicit, frame.depth + 1,
+                              self.emit(T_SEQUENCE, tag, vr_code, value_pos, UNDEFINED))
                     pos = value_pos
                 else:
                     pos = self.skip_undefined_value(tag, value_pos, little)
+                    # the value ends where its delimiter starts
+                    self.emit(T_ELEMENT, tag, vr_code, value_pos, pos - 8 - value_pos)
                 continue
 
             if unknown_vr:
@@ -540,16 +596,14 @@ cdef class Walker:
                 self.fail("truncated",
                           f"element {tag_text(tag)} declares {length} bytes, past the end of the file",
                           pos)
-            if sequence and length > 0:
+            if sequence:
                 if frame.depth + 1 > self.max_depth:
                     self.fail("too-deep", f"sequences nest deeper than {self.max_depth} levels", pos)
-                self.top += 1
-                self.stack[self.top].kind = SEQUENCE
-                self.stack[self.top].end = end
-                self.stack[self.top].implicit = frame.implicit
-                self.stack[self.top].depth = frame.depth + 1
+                self.push(SEQUENCE, end, frame.implicit, frame.depth + 1,
+                          self.emit(T_SEQUENCE, tag, vr_code, value_pos, length))
                 pos = value_pos
             else:
+                self.emit(T_ELEMENT, tag, vr_code, value_pos, length)
                 pos = end
 
     cdef Py_ssize_t skip_undefined_value(self, unsigned int tag, Py_ssize_t start,
@@ -690,7 +744,9 @@ def scan(path, bint force=True, int max_depth=128):
     meta_implicit = walker.looks_implicit(pos, False) if (src.have(pos + 4) and
                                                           src.tag_at(pos, True) >> 16 == 2) else False
     meta_end = walker.walk_group(pos, 0x0002, meta_implicit, False)
-    header.file_meta = src.slice(meta_start, meta_end)
+    header.file_source = src
+    header.meta_start = meta_start
+    header.meta_end = meta_end
     check_meta_length(walker, src, meta_start, meta_end, meta_implicit)
     transfer_syntax = meta_transfer_syntax(src, meta_start, meta_end, meta_implicit)
 
@@ -699,7 +755,7 @@ def scan(path, bint force=True, int max_depth=128):
     command_implicit = walker.looks_implicit(pos, True) if (src.have(pos + 4) and
                                                             src.tag_at(pos, True) >> 16 == 0) else True
     command_end = walker.walk_group(pos, 0x0000, command_implicit, True)
-    header.command_set = src.slice(meta_end, command_end)
+    header.command_end = command_end
     pos = command_end
     header.dataset_offset = pos
 
@@ -744,9 +800,14 @@ def scan(path, bint force=True, int max_depth=128):
     # pydicom switches to the VR-ness the first element shows (with a warning)
     walked_implicit = data_walker.looks_implicit(start, implicit)
     end = data_walker.walk_dataset(start, walked_implicit, little, not header.has_preamble)
-    header.dataset = data.slice(start, end)
+    header.data_source = data
+    header.data_start = start
     header.header_end = end
     header.element_count = data_walker.elements
+    header.ordered = not data_walker.unordered
+    header.tokens = data_walker.tokens          # the header owns the table from here on
+    header.token_count = data_walker.token_count
+    data_walker.tokens = NULL
     if header.element_count == 0:
         raise InvalidDicomError(path, "no-elements", "the file holds no data element", pos)
     return header
