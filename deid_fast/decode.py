@@ -5,6 +5,7 @@ pydicom gets only the header: the file meta bytes, the command set bytes and the
 reads them with its default settings whatever the caller set in `pydicom.config` (SPEC R6), and
 its warnings about odd values are logged at DEBUG instead of reaching the user (R9).
 """
+import collections
 import contextlib
 import io
 import logging
@@ -19,7 +20,7 @@ from pydicom.filereader import (
     read_dataset,
 )
 
-from deid_fast._flatten import UndecodableElement
+from deid_fast._flatten import NativeUnsupported, UndecodableElement
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -99,10 +100,25 @@ def pydicom_messages_to_debug():
         pydicom_logger.setLevel(level)
 
 
+#: Files the native engine handed to the pydicom engine, by reason (the benchmarks print it).
+fallbacks = collections.Counter()
+
+
+def count_fallback(name, reason):
+    fallbacks[reason] += 1
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("native engine hands %s to pydicom: %s", name, reason)
+
+
+def read_file_meta(header):
+    """pydicom's file meta for a scanned `Header`."""
+    return (_read_file_meta_info(io.BytesIO(header.file_meta))
+            if header.file_meta else FileMetaDataset())
+
+
 def read_header(header):
     """pydicom's data set and file meta for a scanned `Header`."""
-    file_meta = (_read_file_meta_info(io.BytesIO(header.file_meta))
-                 if header.file_meta else FileMetaDataset())
+    file_meta = read_file_meta(header)
     dataset = read_dataset(io.BytesIO(header.dataset), header.is_implicit_vr,
                            header.is_little_endian, stop_when=_at_pixel_data)
     if header.command_set:
@@ -129,7 +145,7 @@ def decoded(path, compute, header=None):
     and its byte offset (`header` is the scanned header, None for a Dataset)."""
     try:
         return compute()
-    except (InvalidDicomError, MemoryError, KeyboardInterrupt):
+    except (InvalidDicomError, NativeUnsupported, MemoryError, KeyboardInterrupt):
         raise
     except RecursionError:
         raise InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode") from None

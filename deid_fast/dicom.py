@@ -7,19 +7,23 @@ header's bytes, pydicom decodes them, the flattener builds the dict.
 import logging
 import os
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from deid_fast._flatten import Options, flatten
+from deid_fast._flatten import NativeUnsupported, Options, flatten, flatten_header
 from deid_fast._scan import scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
-from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debug, read_header
+from deid_fast.decode import (count_fallback, decoded, pydicom_defaults, pydicom_messages_to_debug,
+                              read_file_meta, read_header)
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
 
 DEFAULT_MAX_DEPTH = 128
+ENGINES = ("native", "pydicom")
 _ERRORS = ("warn", "raise")
+_EMPTY = Dataset()
 
 
 # --- finding files ----------------------------------------------------------------------------
@@ -98,14 +102,72 @@ def _check_max_depth(max_depth):
         raise ValueError(f"max_depth must be a non-negative int, not {max_depth!r}")
 
 
-def _load(source, name, force, max_depth):
-    """pydicom's data set and file meta of a path or Dataset (the header only), and the
-    scanned header (None for a Dataset)."""
+def _id_text(value):
+    """R3: the entity or item text of an R6 value; None when empty."""
+    if is_empty(value):
+        return None
+    if isinstance(value, list):
+        return "\\".join(str(item) for item in value)
+    return str(value)
+
+
+def _lookup(dataset, file_meta, keyword):
+    """R3: the R6 value of `keyword` from the top level, else the file meta (skip list or not)."""
+    for where in (dataset, file_meta):
+        if where is not None and keyword in where:
+            value = to_builtin(where[keyword].value)
+            if not is_empty(value):
+                return value
+    return None
+
+
+def _read_dataset(dataset, file_meta, header, name, options, ids):
+    """The pydicom engine's fields, and the texts of the `ids` keywords."""
+    def compute():
+        fields = flatten(dataset, file_meta, options)
+        return fields, [_id_text(_lookup(dataset, file_meta, keyword)) for keyword in ids]
+    return decoded(name, compute, header)
+
+
+def _read_native(header, name, options, ids):
+    """The native engine's fields and id texts; raises NativeUnsupported where it hands over."""
+    fields = {}
+    file_meta = None
+    if header.file_meta and (options.include_file_meta or ids):
+        file_meta = decoded(name, lambda: read_file_meta(header), header)
+    if options.include_file_meta and file_meta is not None:
+        fields = decoded(name, lambda: flatten(_EMPTY, file_meta, options), header)
+    tags = [tag_for_keyword(keyword) for keyword in ids] + [0, 0]
+    fields, *values = decoded(
+        name, lambda: flatten_header(header, options, fields, tags[0], tags[1]), header)
+    texts = []
+    for keyword, value in zip(ids, values):
+        text = _id_text(value)
+        if text is None and file_meta is not None:
+            text = decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
+        texts.append(text)
+    return fields, texts
+
+
+def _read(source, name, options, force, max_depth, engine, ids=()):
+    """The fields of one path or Dataset (the header only), and the R3 texts of the `ids`
+    keywords; raises InvalidDicomError. The native engine hands what it does not handle to
+    pydicom, counted in `deid_fast.decode.fallbacks`."""
     if isinstance(source, Dataset):
-        return source, getattr(source, "file_meta", None), None
+        return _read_dataset(source, getattr(source, "file_meta", None), None, name, options, ids)
     header = scan(name, force, max_depth)
+    if engine == "native":
+        try:
+            return _read_native(header, name, options, ids)
+        except NativeUnsupported as exc:
+            count_fallback(name, str(exc))
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
-    return dataset, file_meta, header
+    return _read_dataset(dataset, file_meta, header, name, options, ids)
+
+
+def _check_engine(engine):
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
 
 
 def _display_name(source, index):
@@ -116,18 +178,19 @@ def _display_name(source, index):
 
 
 def get_fields(source, force=True, expand_sequences=True, skip_fields=None, include_private=False,
-               include_file_meta=False, delimiter="_", max_depth=DEFAULT_MAX_DEPTH):
+               include_file_meta=False, delimiter="_", max_depth=DEFAULT_MAX_DEPTH,
+               engine="native"):
     """The `{field: value}` dict of one file path or pydicom Dataset (SPEC R2, R4-R8).
 
     A file that is not a whole, decodable DICOM header raises `InvalidDicomError`."""
     _check_max_depth(max_depth)
+    _check_engine(engine)
     options = _options(_skip_list(load_config(), skip_fields), expand_sequences, include_private,
                        include_file_meta, delimiter)
     name = _display_name(source, 0)
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
-            dataset, file_meta, header = _load(source, name, force, max_depth)
-            return decoded(name, lambda: flatten(dataset, file_meta, options), header)
+            return _read(source, name, options, force, max_depth, engine)[0]
         finally:
             flush(name)
 
@@ -144,25 +207,10 @@ def _sources(dicom_files):
             yield from _candidates(source)
 
 
-def _id_value(dataset, file_meta, keyword):
-    """R3: `str()` of the R6 value of `keyword`, from the top level, else the file meta; None
-    when absent or empty."""
-    for where in (dataset, file_meta):
-        if where is None or keyword not in where:
-            continue
-        value = to_builtin(where[keyword].value)
-        if is_empty(value):
-            continue
-        if isinstance(value, list):
-            return "\\".join(str(item) for item in value)
-        return str(value)
-    return None
-
-
 def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
                     expand_sequences=True, skip_fields=None, include_private=False,
                     include_file_meta=False, delimiter="_", errors="warn",
-                    max_depth=DEFAULT_MAX_DEPTH):
+                    max_depth=DEFAULT_MAX_DEPTH, engine="native"):
     """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
 
     Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
@@ -173,6 +221,7 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
     if errors not in _ERRORS:
         raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
     _check_max_depth(max_depth)
+    _check_engine(engine)
     options = _options(_skip_list(settings, skip_fields), expand_sequences, include_private,
                        include_file_meta, delimiter)
     debug = logger.isEnabledFor(logging.DEBUG)
@@ -183,11 +232,8 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
         for index, source in enumerate(_sources(dicom_files)):
             name = _display_name(source, index)
             try:
-                dataset, file_meta, header = _load(source, name, force, max_depth)
-                entity, item, fields = decoded(name, lambda: (
-                    _id_value(dataset, file_meta, entity_id),
-                    _id_value(dataset, file_meta, item_id),
-                    flatten(dataset, file_meta, options)), header)
+                fields, (entity, item) = _read(source, name, options, force, max_depth, engine,
+                                               (entity_id, item_id))
             except InvalidDicomError as exc:
                 flush(name)
                 if errors == "raise":

@@ -5,25 +5,14 @@ It turns a pydicom data set into the `{field: value}` dict in one pass, with an 
 of (elements, key prefix, target) frames instead of recursion, so nesting depth is bounded only
 by the scanner's limit, never by Python's stack.
 """
-from pydicom.datadict import keyword_for_tag
 from pydicom.sequence import Sequence
 
+from deid_fast._decode cimport CHARSET_DEFAULT, charset_from_value, decode_element, vr_from_name
+from deid_fast._dictionary cimport keyword_of, vr_of
+from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE
 from deid_fast._values cimport to_builtin, is_empty
 
 cdef frozenset PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-
-# tag -> keyword ('' for tags without one): pydicom's dictionary, repeating groups included
-cdef dict _keywords = {}
-
-
-cdef str keyword_of(unsigned int tag):
-    try:
-        return _keywords[tag]
-    except KeyError:
-        keyword = keyword_for_tag(tag)
-        _keywords[tag] = keyword
-        return keyword
-
 
 cdef str field_name(object element, bint include_private, bint is_file_meta):
     """The name an element is reported under, or None when R4 leaves it out."""
@@ -150,3 +139,170 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
         if key not in target:
             target[key] = value
     return fields
+
+
+# --- the native path: straight from the scanner's element table --------------------------------
+
+
+class NativeUnsupported(Exception):
+    """The native path does not handle this file (the reason says why); the pydicom engine does."""
+
+
+cdef unsigned short UN = (ord("U") << 8) | ord("N")
+cdef unsigned short SQ = (ord("S") << 8) | ord("Q")
+
+
+cdef unsigned short resolved_vr(Token* token, bint include_private) except? 0:
+    """The VR pydicom would decode the element with (its `raw_element_vr` hook)."""
+    cdef unsigned int tag = token.tag
+    cdef unsigned short vr = token.vr
+    cdef str name
+    if vr != 0 and vr != UN:
+        return vr
+    if (tag >> 16) & 1:   # private: pydicom asks its private dictionary
+        raise NativeUnsupported(f"private element {tag_text(tag)} without a VR in the file")
+    if vr == UN and token.length >= 0xFFFF:
+        return UN
+    name = vr_of(tag)
+    if name is None:
+        return UN   # unknown public tags have no keyword: never reported
+    vr = vr_from_name(name)
+    if vr == 0 or vr == SQ:
+        raise NativeUnsupported(f"element {tag_text(tag)} has VR {name!r} by the dictionary")
+    return vr
+
+
+cdef str tag_text(unsigned int tag):
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+cdef tuple failure_path(list frames, unsigned int tag):
+    path = [(frame[5], frame[4] - 1) for frame in frames if frame[0] == 1]
+    path.append((tag, None))
+    return tuple(path)
+
+
+cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned int entity_tag,
+                           unsigned int item_tag):
+    """Add the fields of a scanned header to `fields` natively (SPEC R4-R8); returns
+    (fields, entity value, item value), the two values as builtins or None when absent from the
+    top level. Raises NativeUnsupported for what the native path leaves to pydicom."""
+    cdef Token* tokens = header.tokens
+    cdef Token* token
+    cdef const unsigned char* buf = header.data_source.buf
+    cdef bint little = header.is_little_endian
+    cdef bint expand = options.expand_sequences
+    cdef bint include_private = options.include_private
+    cdef frozenset skip = options.skip
+    cdef str delimiter = options.delimiter
+    cdef str prefix = ""
+    cdef str name, key
+    cdef dict target = fields
+    cdef list frames = []      # [kind (1 sequence, 2 item), saved prefix, saved target, base, next index, tag, count, list]
+    cdef list frame
+    cdef Py_ssize_t i = 0, n = header.token_count, count
+    cdef int depth = 0, charset = CHARSET_DEFAULT
+    cdef unsigned int tag
+    cdef unsigned short vr
+    cdef bint lookup, reported
+    entity = None
+    item = None
+
+    if not header.ordered:
+        raise NativeUnsupported("tags out of order or repeated")
+    if header.command_end > header.meta_end:
+        raise NativeUnsupported("a command set")
+
+    while i < n:
+        token = &tokens[i]
+        if token.kind == T_ELEMENT:
+            tag = token.tag
+            if (tag & 0xFFFF) == 0:          # group lengths: never reported
+                i += 1
+                continue
+            lookup = depth == 0 and (tag == entity_tag or tag == item_tag)
+            if (tag >> 16) & 1:
+                if not include_private:
+                    i += 1
+                    continue
+                name = tag_text(tag)
+            else:
+                name = keyword_of(tag)
+                if not name:
+                    i += 1
+                    continue
+            reported = name not in skip
+            if not (reported or lookup or tag == 0x00080005):
+                i += 1
+                continue
+            vr = resolved_vr(token, include_private)
+            if token.length == 0:
+                value = None
+            else:
+                try:
+                    value = decode_element(tag, buf + token.offset, token.length, vr, little, charset)
+                except NativeUnsupported:
+                    raise
+                except Exception as exc:
+                    raise UndecodableElement(failure_path(frames, tag),
+                                             token.offset - header.data_start, exc) from exc
+            if tag == 0x00080005:
+                if depth:
+                    raise NativeUnsupported("a Specific Character Set inside a sequence item")
+                charset = charset_from_value(value)
+                if charset < 0:
+                    raise NativeUnsupported(f"Specific Character Set {value!r}")
+            if lookup:
+                if tag == entity_tag:
+                    entity = value
+                if tag == item_tag:
+                    item = value
+            if reported and not is_empty(value):
+                key = prefix + name if depth else name
+                if key not in target:
+                    target[key] = value
+        elif token.kind == T_SEQUENCE:
+            tag = token.tag
+            count = token.count
+            if (tag >> 16) & 1:
+                name = tag_text(tag) if include_private else None
+            else:
+                name = keyword_of(tag) or None
+            if tag == entity_tag or tag == item_tag or (tag & 0xFFFF) == 0:
+                name = None          # lookups of a sequence, group length: not here
+            if name is None or name in skip or count == 0:
+                i = token.end + 1    # the whole subtree is left out
+                continue
+            if expand:
+                frames.append([1, prefix, target, prefix + name + delimiter, 0, tag, count, None])
+            else:
+                key = prefix + name
+                if key in target:
+                    i = token.end + 1    # R8: the first element under a key wins
+                    continue
+                nested = []
+                target[key] = nested
+                frames.append([1, prefix, target, "", 0, tag, count, nested])
+            depth += 1
+        elif token.kind == T_ITEM:
+            frame = frames[len(frames) - 1]
+            index = frame[4]
+            frame[4] = index + 1
+            frames.append([2, prefix, target, None, 0, 0, 0, None])
+            if expand:
+                prefix = frame[3] + (str(index) + delimiter if frame[6] > 1 else "")
+            else:
+                target = {}
+                frame[7].append(target)
+                prefix = ""
+        elif token.kind == T_ITEM_END:
+            frame = frames.pop()
+            prefix = frame[1]
+            target = frame[2]
+        else:   # T_SEQUENCE_END
+            frame = frames.pop()
+            prefix = frame[1]
+            target = frame[2]
+            depth -= 1
+        i += 1
+    return fields, entity, item

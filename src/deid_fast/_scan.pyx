@@ -24,10 +24,10 @@ from posix.stat cimport struct_stat, fstat, S_ISDIR, S_ISREG
 import os
 import zlib
 
-from pydicom.datadict import DicomDictionary, RepeatersDictionary, mask_match
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, VR as _VR
 from pydicom.values import converters as _converters
 
+from deid_fast._dictionary cimport vr_of
 from deid_fast.errors import InvalidDicomError
 
 cdef Py_ssize_t FIRST_READ = 16384     # one read covers the header of most files
@@ -78,27 +78,6 @@ for _i in range(676):
 _fill_vr_table(VR_KNOWN, [str(v) for v in _VR])
 _fill_vr_table(VR_LONG, [str(v) for v in EXPLICIT_VR_LENGTH_32])
 _fill_vr_table(VR_VALID_FOR_GUESS, list(_converters))
-
-
-# The dictionary VR of a tag, as pydicom's `_dictionary_vr_fast` gives it (None: not in the
-# dictionary). Needed for implicit VR, where the bytes do not say which elements are sequences.
-_dictionary_vr_cache = {}
-
-
-cdef object dictionary_vr(unsigned int tag):
-    try:
-        return _dictionary_vr_cache[tag]
-    except KeyError:
-        pass
-    entry = DicomDictionary.get(tag)
-    if entry is not None:
-        vr = entry[0]
-    elif (tag >> 16) % 2 == 0 and mask_match(tag):
-        vr = RepeatersDictionary[mask_match(tag)][0]
-    else:
-        vr = None
-    _dictionary_vr_cache[tag] = vr
-    return vr
 
 
 cdef inline bint is_pixel_data(unsigned int tag) noexcept nogil:
@@ -565,7 +544,7 @@ cdef class Walker:
             if length == UNDEFINED:
                 # which undefined lengths are sequences, as pydicom's data_element_generator decides
                 if unknown_vr:
-                    dvr = dictionary_vr(tag)
+                    dvr = vr_of(tag)
                     if dvr is None:
                         sequence = (self.src.have(value_pos + 4)
                                     and self.src.tag_at(value_pos, little) == ITEM)
@@ -587,7 +566,7 @@ cdef class Walker:
                 continue
 
             if unknown_vr:
-                sequence = dictionary_vr(tag) == "SQ"
+                sequence = vr_of(tag) == "SQ"
             end = value_pos + length
             if frame.end >= 0 and end > frame.end:
                 self.fail("undecodable",

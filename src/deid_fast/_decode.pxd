@@ -1,0 +1,9 @@
+cdef enum:
+    CHARSET_DEFAULT = 0
+    CHARSET_LATIN1 = 1
+    CHARSET_UTF8 = 2
+
+cpdef unsigned short vr_from_name(str vr)
+cpdef int charset_from_value(object value)
+cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,
+                           unsigned short vr, bint little, int charset)

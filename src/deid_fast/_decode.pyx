@@ -1,0 +1,306 @@
+# cython: language_level=3
+"""The native decoder: knows VRs and charsets. Bytes of one element value to the builtin value
+pydicom 3 would give (SPEC R6), without pydicom's per-element Python machinery.
+
+Each VR family has one function here, mirroring `pydicom.values` (the strip and split rules of
+`convert_string`, `convert_text`, `convert_single_string`, `convert_AE_string`, `convert_UI`,
+`convert_PN`, `convert_DS_string`, `convert_IS_string`, `convert_numbers`, `convert_ATvalue`).
+Text is decoded natively in the default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192
+(UTF-8). Where a value is not plainly well-formed (an odd DS or IS, text that does not decode,
+a length that is no multiple of the value size, a LUT descriptor) the decoder does not guess: it
+sets `delegate` and the caller hands that one element to pydicom's own converter.
+"""
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
+from libc.string cimport memcpy
+
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.tag import BaseTag
+
+from deid_fast._values cimport to_builtin
+
+
+cdef inline unsigned short vr_code(str vr):
+    return (ord(vr[0]) << 8) | ord(vr[1])
+
+# The VRs, as the two bytes the scanner records
+cdef unsigned short VR_AE = vr_code("AE"), VR_AS = vr_code("AS"), VR_AT = vr_code("AT")
+cdef unsigned short VR_CS = vr_code("CS"), VR_DA = vr_code("DA"), VR_DS = vr_code("DS")
+cdef unsigned short VR_DT = vr_code("DT"), VR_FD = vr_code("FD"), VR_FL = vr_code("FL")
+cdef unsigned short VR_IS = vr_code("IS"), VR_LO = vr_code("LO"), VR_LT = vr_code("LT")
+cdef unsigned short VR_OB = vr_code("OB"), VR_OD = vr_code("OD"), VR_OF = vr_code("OF")
+cdef unsigned short VR_OL = vr_code("OL"), VR_OV = vr_code("OV"), VR_OW = vr_code("OW")
+cdef unsigned short VR_PN = vr_code("PN"), VR_SH = vr_code("SH"), VR_SL = vr_code("SL")
+cdef unsigned short VR_SQ = vr_code("SQ"), VR_SS = vr_code("SS"), VR_ST = vr_code("ST")
+cdef unsigned short VR_SV = vr_code("SV"), VR_TM = vr_code("TM"), VR_UC = vr_code("UC")
+cdef unsigned short VR_UI = vr_code("UI"), VR_UL = vr_code("UL"), VR_UN = vr_code("UN")
+cdef unsigned short VR_UR = vr_code("UR"), VR_US = vr_code("US"), VR_UT = vr_code("UT")
+cdef unsigned short VR_UV = vr_code("UV")
+
+# pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)
+cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+cpdef unsigned short vr_from_name(str vr):
+    """The code of a two-letter VR name; 0 for anything else (an ambiguous 'US or SS', say)."""
+    if vr is None or len(vr) != 2:
+        return 0
+    return vr_code(vr)
+
+
+cpdef int charset_from_value(object value):
+    """The native code of a (0008,0005) Specific Character Set value, -1 when the native
+    decoder does not handle it (code extensions, other repertoires)."""
+    if value is None or value == "" or value == "ISO_IR 6":
+        return CHARSET_DEFAULT
+    if value == "ISO_IR 100":
+        return CHARSET_LATIN1
+    if value == "ISO_IR 192":
+        return CHARSET_UTF8
+    return -1
+
+
+cdef list ENCODINGS = [["iso8859"], ["latin_1"], ["UTF8"]]   # pydicom's names, by code
+
+
+cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
+    return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
+
+
+cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, bint* delegate):
+    """Text in the file's character set; sets `delegate` where pydicom would have to replace."""
+    if charset != CHARSET_UTF8:
+        return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
+    try:
+        return PyUnicode_DecodeUTF8(<const char*> p, n, NULL)
+    except UnicodeDecodeError:
+        delegate[0] = True
+        return None
+
+
+cdef inline object single_or_list(list items):
+    return items[0] if len(items) == 1 else items
+
+
+# --- numbers written as text -----------------------------------------------------------------
+
+
+cdef bint plain_decimal(str item):
+    """[+-]digits[.digits][(e|E)[+-]digits] with surrounding spaces: what float() reads exactly
+    as pydicom's DS does, without its warnings or special cases (nan, inf, commas, '_')."""
+    cdef Py_ssize_t i = 0, n = len(item)
+    cdef Py_UCS4 c
+    cdef bint digits = False
+    while i < n and item[i] == u' ':
+        i += 1
+    while n > i and item[n - 1] == u' ':
+        n -= 1
+    if i < n and (item[i] == u'+' or item[i] == u'-'):
+        i += 1
+    while i < n and u'0' <= item[i] <= u'9':
+        i += 1
+        digits = True
+    if i < n and item[i] == u'.':
+        i += 1
+        while i < n and u'0' <= item[i] <= u'9':
+            i += 1
+            digits = True
+    if not digits:
+        return False
+    if i < n and (item[i] == u'e' or item[i] == u'E'):
+        i += 1
+        if i < n and (item[i] == u'+' or item[i] == u'-'):
+            i += 1
+        if not (i < n and u'0' <= item[i] <= u'9'):
+            return False
+        while i < n and u'0' <= item[i] <= u'9':
+            i += 1
+    return i == n
+
+
+cdef bint plain_integer(str item):
+    """[+-]digits with surrounding spaces."""
+    cdef Py_ssize_t i = 0, n = len(item)
+    while i < n and item[i] == u' ':
+        i += 1
+    while n > i and item[n - 1] == u' ':
+        n -= 1
+    if i < n and (item[i] == u'+' or item[i] == u'-'):
+        i += 1
+    if i == n:
+        return False
+    while i < n:
+        if not (u'0' <= item[i] <= u'9'):
+            return False
+        i += 1
+    return True
+
+
+cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+    cdef str value = latin1(p, n).strip().rstrip(" \x00")
+    cdef list items, numbers
+    if not value:
+        return ""
+    items = value.split("\\")
+    numbers = []
+    for item in items:
+        if not plain_decimal(item):
+            delegate[0] = True
+            return None
+        numbers.append(float(item))
+    return single_or_list(numbers)
+
+
+cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+    cdef str value = latin1(p, n)
+    cdef list items, numbers
+    if not value.strip():
+        return ""
+    items = value.rstrip(" \x00").split("\\")
+    numbers = []
+    for item in items:
+        if not plain_integer(item):
+            delegate[0] = True
+            return None
+        numbers.append(int(item))
+    return single_or_list(numbers)
+
+
+# --- binary numbers ----------------------------------------------------------------------------
+
+
+cdef inline unsigned long long load(const unsigned char* p, int size, bint little) noexcept:
+    cdef unsigned long long v = 0
+    cdef int i
+    if little:
+        for i in range(size - 1, -1, -1):
+            v = (v << 8) | p[i]
+    else:
+        for i in range(size):
+            v = (v << 8) | p[i]
+    return v
+
+
+cdef object number(const unsigned char* p, unsigned short vr, bint little):
+    cdef unsigned long long raw
+    cdef unsigned int raw32
+    cdef float f32
+    cdef double f64
+    if vr == VR_US:
+        return <unsigned short> load(p, 2, little)
+    if vr == VR_SS:
+        return <short> load(p, 2, little)
+    if vr == VR_UL:
+        return <unsigned int> load(p, 4, little)
+    if vr == VR_SL:
+        return <int> load(p, 4, little)
+    if vr == VR_UV:
+        return <unsigned long long> load(p, 8, little)
+    if vr == VR_SV:
+        return <long long> load(p, 8, little)
+    if vr == VR_FL:
+        raw32 = <unsigned int> load(p, 4, little)
+        memcpy(&f32, &raw32, 4)
+        return <double> f32
+    raw = load(p, 8, little)
+    memcpy(&f64, &raw, 8)
+    return f64
+
+
+cdef inline int number_size(unsigned short vr) noexcept:
+    if vr == VR_US or vr == VR_SS:
+        return 2
+    if vr == VR_UL or vr == VR_SL or vr == VR_FL:
+        return 4
+    if vr == VR_UV or vr == VR_SV or vr == VR_FD:
+        return 8
+    return 0
+
+
+cdef object decode_numbers(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
+                           bint* delegate):
+    cdef int size = number_size(vr)
+    cdef Py_ssize_t i
+    if n % size:
+        delegate[0] = True      # pydicom raises: the caller reports it
+        return None
+    if n == size:
+        return number(p, vr, little)
+    return [number(p + i, vr, little) for i in range(0, n, size)]
+
+
+cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* delegate):
+    cdef Py_ssize_t i
+    if n % 4:
+        delegate[0] = True
+        return None
+    tags = [(<unsigned int> load(p + i, 2, little) << 16) | <unsigned int> load(p + i + 2, 2, little)
+            for i in range(0, n, 4)]
+    return single_or_list(tags)
+
+
+# --- the dispatch ------------------------------------------------------------------------------
+
+
+cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
+                         int charset, bint* delegate):
+    """The builtin value of `n` bytes at `p` of VR `vr`; sets `delegate` when unsure."""
+    cdef object value
+    cdef list items
+    if vr == VR_CS or vr == VR_DA or vr == VR_TM or vr == VR_DT or vr == VR_AS:
+        return single_or_list(latin1(p, n).rstrip(" \x00").split("\\"))
+    if vr == VR_UI:
+        return single_or_list(latin1(p, n).rstrip("\x00 ").split("\\"))
+    if vr == VR_SH or vr == VR_LO or vr == VR_UC:
+        value = text(p, n, charset, delegate)
+        if delegate[0]:
+            return None
+        items = [item.rstrip("\x00 ") for item in value.split("\\")]
+        return single_or_list(items)
+    if vr == VR_PN:
+        while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
+            n -= 1
+        value = text(p, n, charset, delegate)
+        if delegate[0] or "=" in value:   # component groups: pydicom's PersonName decides
+            delegate[0] = True
+            return None
+        return single_or_list(value.split("\\"))
+    if vr == VR_ST or vr == VR_LT or vr == VR_UT:
+        value = text(p, n, charset, delegate)
+        if delegate[0]:
+            return None
+        return value.rstrip("\x00 ")
+    if vr == VR_US or vr == VR_SS or vr == VR_UL or vr == VR_SL or vr == VR_FL or vr == VR_FD \
+            or vr == VR_UV or vr == VR_SV:
+        return decode_numbers(p, n, vr, little, delegate)
+    if vr == VR_DS:
+        return decode_DS(p, n, delegate)
+    if vr == VR_IS:
+        return decode_IS(p, n, delegate)
+    if vr == VR_OB or vr == VR_OW or vr == VR_UN or vr == VR_OD or vr == VR_OF or vr == VR_OL \
+            or vr == VR_OV:
+        return PyBytes_FromStringAndSize(<const char*> p, n)
+    if vr == VR_AE:
+        items = [item.strip() for item in latin1(p, n).split("\\")]
+        return single_or_list(items)
+    if vr == VR_UR:
+        return latin1(p, n).rstrip()
+    if vr == VR_AT:
+        return decode_AT(p, n, little, delegate)
+    delegate[0] = True
+    return None
+
+
+cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,
+                           unsigned short vr, bint little, int charset):
+    """The builtin value of one element, natively where it is plain, else by pydicom's own
+    converter (which may raise: the caller turns that into an undecodable file)."""
+    cdef bint delegate = tag in LUT_DESCRIPTOR_TAGS
+    cdef object value
+    if not delegate:
+        value = decode_value(p, n, vr, little, charset, &delegate)
+        if not delegate:
+            return value
+    raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
+                         PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)
+    return to_builtin(convert_raw_data_element(raw, encoding=ENCODINGS[charset]).value)

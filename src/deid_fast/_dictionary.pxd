@@ -1,0 +1,2 @@
+cdef str keyword_of(unsigned int tag)
+cdef str vr_of(unsigned int tag)
