@@ -129,40 +129,56 @@ def _read_dataset(dataset, file_meta, header, name, options, ids):
     return decoded(name, compute, header)
 
 
-def _read_native(header, name, options, ids):
+class _Job:
+    """The settings of one call, checked once: field options, scanner bounds, engine, ids."""
+
+    __slots__ = ("options", "force", "max_depth", "engine", "ids", "id_tags")
+
+    def __init__(self, options, force, max_depth, engine, ids=()):
+        _check_max_depth(max_depth)
+        _check_engine(engine)
+        self.options = options
+        self.force = force
+        self.max_depth = max_depth
+        self.engine = engine
+        self.ids = ids
+        self.id_tags = tuple(tag_for_keyword(keyword) for keyword in ids) + (0, 0)[len(ids):]
+
+
+def _read_native(header, name, job):
     """The native engine's fields and id texts; raises NativeUnsupported where it hands over."""
     fields = {}
-    file_meta = None
-    if header.file_meta and (options.include_file_meta or ids):
+    file_meta = None       # parsed by pydicom only when needed: it is small but not free
+    if job.options.include_file_meta and header.has_file_meta:
         file_meta = decoded(name, lambda: read_file_meta(header), header)
-    if options.include_file_meta and file_meta is not None:
-        fields = decoded(name, lambda: flatten(_EMPTY, file_meta, options), header)
-    tags = [tag_for_keyword(keyword) for keyword in ids] + [0, 0]
-    fields, *values = decoded(
-        name, lambda: flatten_header(header, options, fields, tags[0], tags[1]), header)
-    texts = []
-    for keyword, value in zip(ids, values):
-        text = _id_text(value)
-        if text is None and file_meta is not None:
-            text = decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
-        texts.append(text)
+        fields = decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header)
+    fields, *values = decoded(name, lambda: flatten_header(
+        header, job.options, fields, job.id_tags[0], job.id_tags[1]), header)
+    texts = [_id_text(value) for value in values[:len(job.ids)]]
+    if None in texts and header.has_file_meta:      # R3: then the file meta
+        if file_meta is None:
+            file_meta = decoded(name, lambda: read_file_meta(header), header)
+        texts = [text if text is not None else
+                 decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
+                 for keyword, text in zip(job.ids, texts)]
     return fields, texts
 
 
-def _read(source, name, options, force, max_depth, engine, ids=()):
-    """The fields of one path or Dataset (the header only), and the R3 texts of the `ids`
+def _read(source, name, job):
+    """The fields of one path or Dataset (the header only), and the R3 texts of the job's id
     keywords; raises InvalidDicomError. The native engine hands what it does not handle to
     pydicom, counted in `deid_fast.decode.fallbacks`."""
     if isinstance(source, Dataset):
-        return _read_dataset(source, getattr(source, "file_meta", None), None, name, options, ids)
-    header = scan(name, force, max_depth)
-    if engine == "native":
+        return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
+                             job.ids)
+    header = scan(name, job.force, job.max_depth)
+    if job.engine == "native":
         try:
-            return _read_native(header, name, options, ids)
+            return _read_native(header, name, job)
         except NativeUnsupported as exc:
             count_fallback(name, str(exc))
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
-    return _read_dataset(dataset, file_meta, header, name, options, ids)
+    return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
 
 
 def _check_engine(engine):
@@ -183,28 +199,17 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     """The `{field: value}` dict of one file path or pydicom Dataset (SPEC R2, R4-R8).
 
     A file that is not a whole, decodable DICOM header raises `InvalidDicomError`."""
-    _check_max_depth(max_depth)
-    _check_engine(engine)
-    options = _options(_skip_list(load_config(), skip_fields), expand_sequences, include_private,
-                       include_file_meta, delimiter)
+    job = _Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
+                        include_private, include_file_meta, delimiter), force, max_depth, engine)
     name = _display_name(source, 0)
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
-            return _read(source, name, options, force, max_depth, engine)[0]
+            return _read(source, name, job)[0]
         finally:
             flush(name)
 
 
 # --- many files -------------------------------------------------------------------------------
-
-
-def _sources(dicom_files):
-    """R1: paths of files, folders (walked like get_files), Datasets, in input order."""
-    for source in _as_list(dicom_files):
-        if isinstance(source, Dataset):
-            yield source
-        else:
-            yield from _candidates(source)
 
 
 def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
@@ -220,40 +225,46 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
     item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
     if errors not in _ERRORS:
         raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
-    _check_max_depth(max_depth)
-    _check_engine(engine)
-    options = _options(_skip_list(settings, skip_fields), expand_sequences, include_private,
-                       include_file_meta, delimiter)
+    job = _Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
+                        include_file_meta, delimiter), force, max_depth, engine,
+               (entity_id, item_id))
     debug = logger.isEnabledFor(logging.DEBUG)
-
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
-        for index, source in enumerate(_sources(dicom_files)):
-            name = _display_name(source, index)
-            try:
-                fields, (entity, item) = _read(source, name, options, force, max_depth, engine,
-                                               (entity_id, item_id))
-            except InvalidDicomError as exc:
-                flush(name)
-                if errors == "raise":
-                    raise
-                logger.warning("Skipping %s [%s]", exc, exc.kind)
-                continue
+
+    def add(source, name):
+        """Read one file or Dataset into `lookup`; a folder is walked like get_files (R1)."""
+        try:
+            fields, (entity, item) = _read(source, name, job)
+        except InvalidDicomError as exc:
             flush(name)
-            if entity is None or item is None:
-                missing = entity_id if entity is None else item_id
-                logger.warning("Skipping %s: it has no %s value to group by", name, missing)
-                continue
-            if debug:
-                logger.debug("entity id: %s", entity)
-                logger.debug("item id: %s", item)
-                logger.debug("Found %d defined fields for %s", len(fields), os.path.basename(name))
-            items = lookup.setdefault(entity, {})
-            if item in items:
-                logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
-                               name, entity_id, entity, item_id, item, origin[entity, item])
-                del items[item]  # the item takes the position of the file that wins
-            items[item] = fields
-            origin[entity, item] = name
+            if exc.kind == "unreadable" and not isinstance(source, Dataset) and os.path.isdir(name):
+                for path in _candidates(name):
+                    add(path, path)
+                return
+            if errors == "raise":
+                raise
+            logger.warning("Skipping %s [%s]", exc, exc.kind)
+            return
+        flush(name)
+        if entity is None or item is None:
+            missing = entity_id if entity is None else item_id
+            logger.warning("Skipping %s: it has no %s value to group by", name, missing)
+            return
+        if debug:
+            logger.debug("entity id: %s", entity)
+            logger.debug("item id: %s", item)
+            logger.debug("Found %d defined fields for %s", len(fields), os.path.basename(name))
+        items = lookup.setdefault(entity, {})
+        if item in items:
+            logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
+                           name, entity_id, entity, item_id, item, origin[entity, item])
+            del items[item]  # the item takes the position of the file that wins
+        items[item] = fields
+        origin[entity, item] = name
+
+    # Folders are found when the scanner cannot open them as files: no extra stat per file.
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+        for index, source in enumerate(_as_list(dicom_files)):
+            add(source, source if type(source) is str else _display_name(source, index))
     return lookup

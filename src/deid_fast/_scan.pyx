@@ -30,7 +30,7 @@ from pydicom.values import converters as _converters
 from deid_fast._dictionary cimport vr_of
 from deid_fast.errors import InvalidDicomError
 
-cdef Py_ssize_t FIRST_READ = 16384     # one read covers the header of most files
+cdef Py_ssize_t FIRST_READ = 8192     # one read covers the header of most files
 cdef Py_ssize_t MIN_READ = 16384
 cdef Py_ssize_t INFLATE_CHUNK = 65536  # compressed bytes fed to zlib at a time
 cdef Py_ssize_t MAX_INFLATED = 1 << 30  # a deflated header larger than this is refused
@@ -259,6 +259,10 @@ cdef class Header:
 
     def __dealloc__(self):
         free(self.tokens)
+
+    @property
+    def has_file_meta(self):
+        return self.meta_end > self.meta_start
 
     @property
     def file_meta(self):
