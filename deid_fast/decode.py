@@ -139,6 +139,18 @@ def _file_offset(header, failure):
     return base + failure.value_tell
 
 
+def undecodable(path, exc, header=None):
+    """The `InvalidDicomError` for a failure of pydicom (or of the native decoder's delegation
+    to it) to decode a header; names the element and its offset where it can."""
+    if isinstance(exc, RecursionError):
+        return InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode")
+    if isinstance(exc, UndecodableElement):
+        return InvalidDicomError(path, "undecodable", f"pydicom cannot decode {exc}",
+                                 _file_offset(header, exc))
+    return InvalidDicomError(path, "undecodable",
+                             f"pydicom cannot decode it: {type(exc).__name__}: {exc}")
+
+
 def decoded(path, compute, header=None):
     """Run `compute()` (which reads values through pydicom) and turn any failure of pydicom
     to decode into an `InvalidDicomError` that names the file, and where it can, the element
@@ -147,11 +159,5 @@ def decoded(path, compute, header=None):
         return compute()
     except (InvalidDicomError, NativeUnsupported, MemoryError, KeyboardInterrupt):
         raise
-    except RecursionError:
-        raise InvalidDicomError(path, "too-deep", "nesting too deep for pydicom to decode") from None
-    except UndecodableElement as exc:
-        raise InvalidDicomError(path, "undecodable", f"pydicom cannot decode {exc}",
-                                _file_offset(header, exc)) from exc
     except Exception as exc:
-        raise InvalidDicomError(path, "undecodable",
-                                f"pydicom cannot decode it: {type(exc).__name__}: {exc}") from exc
+        raise undecodable(path, exc, header) from exc

@@ -15,7 +15,7 @@ from deid_fast._scan import scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
 from deid_fast.decode import (count_fallback, decoded, pydicom_defaults, pydicom_messages_to_debug,
-                              read_file_meta, read_header)
+                              read_file_meta, read_header, undecodable)
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -152,9 +152,16 @@ def _read_native(header, name, job):
     if job.options.include_file_meta and header.has_file_meta:
         file_meta = decoded(name, lambda: read_file_meta(header), header)
         fields = decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header)
-    fields, *values = decoded(name, lambda: flatten_header(
-        header, job.options, fields, job.id_tags[0], job.id_tags[1]), header)
-    texts = [_id_text(value) for value in values[:len(job.ids)]]
+    try:
+        fields, entity, item = flatten_header(header, job.options, fields, job.id_tags[0],
+                                              job.id_tags[1])
+    except (NativeUnsupported, MemoryError):
+        raise
+    except Exception as exc:
+        raise undecodable(name, exc, header) from exc
+    if not job.ids:
+        return fields, []
+    texts = [_id_text(entity), _id_text(item)]
     if None in texts and header.has_file_meta:      # R3: then the file meta
         if file_meta is None:
             file_meta = decoded(name, lambda: read_file_meta(header), header)

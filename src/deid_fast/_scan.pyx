@@ -14,6 +14,7 @@ offset and the reason (SPEC section 3). Nesting is state in an explicit stack, b
 ``max_depth``, never recursion.
 """
 
+cimport cython
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcmp, memcpy
 from libc.errno cimport errno
@@ -30,7 +31,10 @@ from pydicom.values import converters as _converters
 from deid_fast._dictionary cimport vr_of
 from deid_fast.errors import InvalidDicomError
 
-cdef Py_ssize_t FIRST_READ = 8192     # one read covers the header of most files
+cdef extern from "Python.h":
+    bytes PyUnicode_EncodeFSDefault(object unicode)
+
+cdef Py_ssize_t FIRST_READ = 4096      # one read covers the header of most files
 cdef Py_ssize_t MIN_READ = 16384
 cdef Py_ssize_t INFLATE_CHUNK = 65536  # compressed bytes fed to zlib at a time
 cdef Py_ssize_t MAX_INFLATED = 1 << 30  # a deflated header larger than this is refused
@@ -41,10 +45,9 @@ cdef unsigned int ITEM_DELIMITER = 0xFFFEE00D
 cdef unsigned int SEQUENCE_DELIMITER = 0xFFFEE0DD
 
 # Transfer syntaxes whose data set encoding differs from explicit VR little endian.
-IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+cdef str IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+cdef str EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+cdef str DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 
 # VR tables, indexed by the two VR bytes as (b0 - 'A') * 26 + (b1 - 'A').
 # KNOWN: a VR pydicom's reader recognises; LONG: one with a 4-byte length in explicit VR;
@@ -93,6 +96,7 @@ cdef str tag_text(unsigned int tag):
 # available or says they do not exist. Nothing is indexed without it.
 
 
+@cython.no_gc   # holds no reference that could lead back to it
 cdef class ByteSource:
     def __dealloc__(self):
         free(self.buf)
@@ -152,7 +156,8 @@ cdef class FileSource(ByteSource):
             c_close(self.fd)
 
     cdef int open(self, path) except -1:
-        cdef bytes encoded = os.fsencode(path)
+        cdef bytes encoded = (PyUnicode_EncodeFSDefault(path) if type(path) is str
+                              else os.fsencode(path))
         cdef struct_stat st
         self.path = path
         self.fd = c_open(encoded, O_RDONLY)
@@ -253,6 +258,7 @@ cdef struct Frame:
     bint has_last
 
 
+@cython.no_gc   # holds no reference that could lead back to it
 cdef class Header:
     """What the scanner found: where the header's bytes are, how they are encoded, and the
     table of its elements, sequences and items (in file order)."""
@@ -280,6 +286,7 @@ cdef class Header:
         return self.data_source.slice(self.data_start, self.header_end)
 
 
+@cython.no_gc   # holds no reference that could lead back to it
 cdef class Walker:
     cdef ByteSource src
     cdef object path
