@@ -14,6 +14,19 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.string cimport memcpy
 
+cdef extern from "<locale.h>" nogil:
+    ctypedef struct __locale_struct
+    ctypedef __locale_struct* locale_t
+    locale_t newlocale(int category_mask, const char* locale, locale_t base)
+    int LC_NUMERIC_MASK
+
+cdef extern from "<stdlib.h>" nogil:
+    double strtod_l(const char* s, char** end, locale_t loc)
+
+# Decimal strings are parsed by the C library in the "C" locale, whatever the process's locale:
+# glibc's strtod is correctly rounded, as Python's float() is, so the values are identical.
+cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
+
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 
@@ -136,6 +149,12 @@ cdef bint plain_integer(str item):
     return True
 
 
+cdef double parse_decimal(str item):
+    """A plain decimal (checked by plain_decimal, so ASCII) as float() reads it."""
+    cdef bytes ascii = item.encode("ascii")
+    return strtod_l(ascii, NULL, C_NUMERIC)
+
+
 cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     cdef str value = latin1(p, n).strip().rstrip(" \x00")
     cdef list items, numbers
@@ -147,7 +166,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
         if not plain_decimal(item):
             delegate[0] = True
             return None
-        numbers.append(float(item))
+        numbers.append(parse_decimal(item))
     return single_or_list(numbers)
 
 

@@ -7,6 +7,14 @@ by the scanner's limit, never by Python's stack.
 """
 from pydicom.sequence import Sequence
 
+from cpython.object cimport PyObject
+
+cdef extern from "Python.h":
+    # returns a borrowed reference: declared as a pointer so that Cython does not release it
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL
+    int PyGC_Disable()
+    int PyGC_Enable()
+
 from deid_fast._decode cimport CHARSET_DEFAULT, charset_from_value, decode_element, vr_from_name
 from deid_fast._dictionary cimport keyword_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE
@@ -187,6 +195,18 @@ cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned
     """Add the fields of a scanned header to `fields` natively (SPEC R4-R8); returns
     (fields, entity value, item value), the two values as builtins or None when absent from the
     top level. Raises NativeUnsupported for what the native path leaves to pydicom."""
+    # The result holds no reference cycles, so the collector has nothing to find while it is
+    # built; left on, it would traverse the growing dict again and again on large headers.
+    cdef int collecting = PyGC_Disable()
+    try:
+        return _flatten_header(header, options, fields, entity_tag, item_tag)
+    finally:
+        if collecting:
+            PyGC_Enable()
+
+
+cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned int entity_tag,
+                           unsigned int item_tag):
     cdef Token* tokens = header.tokens
     cdef Token* token
     cdef const unsigned char* buf = header.data_source.buf
@@ -258,9 +278,8 @@ cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned
                 if tag == item_tag:
                     item = value
             if reported and not is_empty(value):
-                key = prefix + name if depth else name
-                if key not in target:
-                    target[key] = value
+                # R8: the first element under a key wins (one dict operation)
+                PyDict_SetDefault(target, prefix + name if depth else name, value)
         elif token.kind == T_SEQUENCE:
             tag = token.tag
             count = token.count
