@@ -6,6 +6,7 @@ header's bytes, pydicom decodes them, the flattener builds the dict.
 """
 import logging
 import os
+import re
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -84,9 +85,34 @@ def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAU
 # --- one file -----------------------------------------------------------------------------------
 
 
-def _options(skip, expand_sequences, include_private, include_file_meta, delimiter):
+def _options(skip, expand_sequences, include_private, include_file_meta, delimiter, select=None):
     return Options(expand_sequences=expand_sequences, skip=skip, include_private=include_private,
-                   include_file_meta=include_file_meta, delimiter=delimiter)
+                   include_file_meta=include_file_meta, delimiter=delimiter, select=select)
+
+
+_PRIVATE_NAME = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)\Z")
+
+
+def _selection(fields, ids=()):
+    """The `fields=` selection: top-level names (keywords, or private tags as pydicom prints
+    them) plus the entity and item keywords, and the last tag the scanner must walk to.
+    None, None when every field is wanted."""
+    if fields is None:
+        return None, None
+    if isinstance(fields, str):
+        fields = [fields]
+    names = set(ids)
+    for name in fields:
+        if not isinstance(name, str):
+            raise TypeError(f"fields must hold keywords as str, not {type(name).__name__}")
+        if tag_for_keyword(name) is None and not _PRIVATE_NAME.match(name):
+            raise ValueError(f"field {name!r} is neither a keyword of pydicom's dictionary nor a "
+                             "private tag written as '(gggg,eeee)'")
+        names.add(name)
+    tags = [tag_for_keyword(name) if tag_for_keyword(name) is not None
+            else int(_PRIVATE_NAME.match(name)[1] + _PRIVATE_NAME.match(name)[2], 16)
+            for name in names]
+    return frozenset(names), max(tags, default=0)
 
 
 def _skip_list(settings, skip_fields):
@@ -132,9 +158,9 @@ def _read_dataset(dataset, file_meta, header, name, options, ids):
 class _Job:
     """The settings of one call, checked once: field options, scanner bounds, engine, ids."""
 
-    __slots__ = ("options", "force", "max_depth", "engine", "ids", "id_tags")
+    __slots__ = ("options", "force", "max_depth", "engine", "ids", "id_tags", "stop_after")
 
-    def __init__(self, options, force, max_depth, engine, ids=()):
+    def __init__(self, options, force, max_depth, engine, ids=(), stop_after=None):
         _check_max_depth(max_depth)
         _check_engine(engine)
         self.options = options
@@ -143,6 +169,7 @@ class _Job:
         self.engine = engine
         self.ids = ids
         self.id_tags = tuple(tag_for_keyword(keyword) for keyword in ids) + (0, 0)[len(ids):]
+        self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
 
 
 def _read_native(header, name, job):
@@ -178,7 +205,7 @@ def _read(source, name, job):
     if isinstance(source, Dataset):
         return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
                              job.ids)
-    header = scan(name, job.force, job.max_depth)
+    header = scan(name, job.force, job.max_depth, job.stop_after)
     if job.engine == "native":
         try:
             return _read_native(header, name, job)
@@ -202,12 +229,16 @@ def _display_name(source, index):
 
 def get_fields(source, force=True, expand_sequences=True, skip_fields=None, include_private=False,
                include_file_meta=False, delimiter="_", max_depth=DEFAULT_MAX_DEPTH,
-               engine="native"):
+               engine="native", fields=None):
     """The `{field: value}` dict of one file path or pydicom Dataset (SPEC R2, R4-R8).
 
-    A file that is not a whole, decodable DICOM header raises `InvalidDicomError`."""
+    `fields`, a list of top-level keywords, reports only those (the header is then read up to
+    the last of them). A file that is not a whole, decodable DICOM header raises
+    `InvalidDicomError`."""
+    select, stop_after = _selection(fields)
     job = _Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
-                        include_private, include_file_meta, delimiter), force, max_depth, engine)
+                        include_private, include_file_meta, delimiter, select),
+               force, max_depth, engine, (), stop_after)
     name = _display_name(source, 0)
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
@@ -222,19 +253,21 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
 def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
                     expand_sequences=True, skip_fields=None, include_private=False,
                     include_file_meta=False, delimiter="_", errors="warn",
-                    max_depth=DEFAULT_MAX_DEPTH, engine="native"):
+                    max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None):
     """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
 
     Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
-    `InvalidDicomError` (`errors="raise"`)."""
+    `InvalidDicomError` (`errors="raise"`). `fields`, a list of top-level keywords, reports only
+    those and the entity and item (the header is then read up to the last of them)."""
     settings = load_config(config)
     entity_id = check_id_keyword(entity_id or settings["ids"]["entity"], "entity_id")
     item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
     if errors not in _ERRORS:
         raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
+    select, stop_after = _selection(fields, (entity_id, item_id))
     job = _Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
-                        include_file_meta, delimiter), force, max_depth, engine,
-               (entity_id, item_id))
+                        include_file_meta, delimiter, select), force, max_depth, engine,
+               (entity_id, item_id), stop_after)
     debug = logger.isEnabledFor(logging.DEBUG)
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from

@@ -42,11 +42,13 @@ cdef class Options:
     cdef readonly bint include_private
     cdef readonly bint include_file_meta
     cdef readonly str delimiter
+    cdef readonly frozenset select   # top-level names to report, None for all
 
     def __init__(self, expand_sequences=True, skip=(), include_private=False,
-                 include_file_meta=False, delimiter="_"):
+                 include_file_meta=False, delimiter="_", select=None):
         if not isinstance(delimiter, str):
             raise TypeError(f"delimiter must be a str, not {type(delimiter).__name__}")
+        self.select = None if select is None else frozenset(select)
         self.expand_sequences = bool(expand_sequences)
         self.skip = frozenset(skip)
         self.include_private = bool(include_private)
@@ -86,6 +88,7 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
     cdef bint expand = options.expand_sequences
     cdef bint include_private = options.include_private
     cdef frozenset skip = options.skip
+    cdef frozenset select = options.select
     cdef bint is_file_meta
     cdef tuple path
     cdef Py_ssize_t index, count
@@ -115,6 +118,8 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
         name = field_name(element, include_private, is_file_meta)
         if name is None or name in skip:
             continue
+        if select is not None and not frame[5] and name not in select:
+            continue     # not a selected top-level element
         value = element.value
         if isinstance(value, Sequence) or element.VR == "SQ":
             items = list(value) if value is not None else []
@@ -214,6 +219,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef bint expand = options.expand_sequences
     cdef bint include_private = options.include_private
     cdef frozenset skip = options.skip
+    cdef frozenset select = options.select
     cdef str delimiter = options.delimiter
     cdef str prefix = ""
     cdef str name, key
@@ -251,7 +257,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 if not name:
                     i += 1
                     continue
-            reported = name not in skip
+            reported = name not in skip and (select is None or depth or name in select)
             if not (reported or lookup or tag == 0x00080005):
                 i += 1
                 continue
@@ -289,7 +295,8 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 name = keyword_of(tag) or None
             if tag == entity_tag or tag == item_tag or (tag & 0xFFFF) == 0:
                 name = None          # lookups of a sequence, group length: not here
-            if name is None or name in skip or count == 0:
+            if (name is None or name in skip or count == 0
+                    or (select is not None and not depth and name not in select)):
                 i = token.end + 1    # the whole subtree is left out
                 continue
             if expand:

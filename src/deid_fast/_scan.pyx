@@ -428,9 +428,10 @@ cdef class Walker:
         return pos
 
     cdef Py_ssize_t walk_dataset(self, Py_ssize_t pos, bint implicit, bint little,
-                                 bint check_order) except -2:
+                                 bint check_order, unsigned int stop_after) except -2:
         """Walk the top-level data set from `pos` and everything nested in it; returns the offset
-        where the header ends (the first top-level pixel data element, or the end of the data)."""
+        where the header ends (the first top-level pixel data element, or the end of the data),
+        or where the walk stops: at the first top-level tag past `stop_after`."""
         cdef Frame* frame
         cdef unsigned int tag, length, previous_tag = 0
         cdef Py_ssize_t header_len, value_pos, end
@@ -511,6 +512,9 @@ cdef class Walker:
                     previous_tag = tag
                     have_previous = True
                 if is_pixel_data(tag):
+                    self.elements += 1
+                    return pos
+                if tag > stop_after:
                     self.elements += 1
                     return pos
             if frame.has_last and tag <= frame.last_tag:
@@ -694,8 +698,9 @@ cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bi
     return None
 
 
-def scan(path, bint force=True, int max_depth=128):
-    """Scan the file at `path`; return a `Header`, or raise `InvalidDicomError`."""
+def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFFFFFFF):
+    """Scan the file at `path`; return a `Header`, or raise `InvalidDicomError`. With
+    `stop_after`, the walk (and so the header) ends before the first top-level tag past it."""
     cdef FileSource src = FileSource()
     cdef Walker walker = Walker()
     cdef Header header = Header()
@@ -789,7 +794,8 @@ def scan(path, bint force=True, int max_depth=128):
 
     # pydicom switches to the VR-ness the first element shows (with a warning)
     walked_implicit = data_walker.looks_implicit(start, implicit)
-    end = data_walker.walk_dataset(start, walked_implicit, little, not header.has_preamble)
+    end = data_walker.walk_dataset(start, walked_implicit, little, not header.has_preamble,
+                                   stop_after)
     header.data_source = data
     header.data_start = start
     header.header_end = end
