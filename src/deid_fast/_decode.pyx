@@ -171,11 +171,12 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
 
 
 cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
-    cdef str value = latin1(p, n)
+    # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str
+    cdef str value = latin1(p, n).rstrip(" \x00")
     cdef list items, numbers
-    if not value.strip():
+    if not value:
         return ""
-    items = value.rstrip(" \x00").split("\\")
+    items = value.split("\\")
     numbers = []
     for item in items:
         if not plain_integer(item):
