@@ -1,36 +1,85 @@
 # cython: language_level=3
 """pydicom's data dictionary as the compiled code needs it: tag -> keyword and tag -> VR.
 
-Built once at import from `pydicom.datadict` (exact tags), and filled lazily for the repeating
-groups (curves 50xx, overlays 60xx, ...) through pydicom's own mask matching, so both engines
-use one dictionary.
+A C open-addressing hash table keyed by the 32-bit tag, filled once at import from
+`pydicom.datadict` (every exact tag), so a lookup costs no Python object. Tags of the repeating
+groups (curves 50xx, overlays 60xx, ...) and tags the dictionary does not know are resolved
+through pydicom's own mask matching on first sight and cached, up to a bound, so a file full of
+unknown tags cannot grow the table.
 """
+from cpython.object cimport PyObject
+from libc.stdlib cimport calloc
+
 from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag, mask_match
 
-cdef dict _keywords = {tag: entry[4] for tag, entry in DicomDictionary.items()}
-cdef dict _vrs = {tag: entry[0] for tag, entry in DicomDictionary.items()}
+cdef struct Entry:
+    unsigned int tag
+    bint used
+    PyObject* keyword    # str, '' when none; owned by _keep
+    PyObject* vr         # str or None; owned by _keep
+
+cdef Py_ssize_t SLOTS = 1 << 14      # a power of two, about 3x the dictionary's size
+cdef Py_ssize_t MAX_USED = SLOTS * 3 // 4
+cdef Entry* _table = <Entry*> calloc(SLOTS, sizeof(Entry))
+cdef Py_ssize_t _used = 0
+cdef list _keep = []                 # keeps the keyword and VR objects the table points to
+if _table == NULL:
+    raise MemoryError()
+
+
+cdef inline Py_ssize_t slot_of(unsigned int tag) noexcept nogil:
+    cdef Py_ssize_t slot = (<unsigned long long> tag * 2654435761u) & (SLOTS - 1)
+    while _table[slot].used and _table[slot].tag != tag:
+        slot = (slot + 1) & (SLOTS - 1)
+    return slot
+
+
+cdef Entry* _add(unsigned int tag, str keyword, object vr):
+    """Cache `tag`; NULL when the table is full enough that probing would slow down."""
+    cdef Py_ssize_t slot
+    global _used
+    if _used >= MAX_USED:
+        return NULL
+    slot = slot_of(tag)
+    _keep.append(keyword)
+    _keep.append(vr)
+    _table[slot].tag = tag
+    _table[slot].keyword = <PyObject*> keyword
+    _table[slot].vr = <PyObject*> vr
+    _table[slot].used = True
+    _used += 1
+    return &_table[slot]
+
+
+cdef tuple _resolve(unsigned int tag):
+    """A tag the import did not fill: pydicom's mask matching, cached where room is left."""
+    keyword = ""
+    vr = None
+    if (tag >> 16) % 2 == 0:
+        keyword = keyword_for_tag(tag)
+        mask = mask_match(tag)
+        if mask:
+            vr = RepeatersDictionary[mask][0]
+    _add(tag, keyword, vr)
+    return keyword, vr
+
+
+for _tag, _entry in DicomDictionary.items():
+    _add(_tag, _entry[4], _entry[0])
 
 
 cdef str keyword_of(unsigned int tag):
     """The keyword of a tag, '' when pydicom's dictionary has none (private, unknown)."""
-    try:
-        return _keywords[tag]
-    except KeyError:
-        keyword = keyword_for_tag(tag) if (tag >> 16) % 2 == 0 else ""
-        _keywords[tag] = keyword
-        return keyword
+    cdef Py_ssize_t slot = slot_of(tag)
+    if _table[slot].used:
+        return <str> _table[slot].keyword
+    return _resolve(tag)[0]
 
 
 cdef str vr_of(unsigned int tag):
     """The dictionary VR of a public tag (may be ambiguous, e.g. 'US or SS'); None if unknown.
     As pydicom's `_dictionary_vr_fast`."""
-    try:
-        return _vrs[tag]
-    except KeyError:
-        vr = None
-        if (tag >> 16) % 2 == 0:
-            mask = mask_match(tag)
-            if mask:
-                vr = RepeatersDictionary[mask][0]
-        _vrs[tag] = vr
-        return vr
+    cdef Py_ssize_t slot = slot_of(tag)
+    if _table[slot].used:
+        return <object> _table[slot].vr
+    return _resolve(tag)[1]
