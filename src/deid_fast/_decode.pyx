@@ -155,7 +155,76 @@ cdef double parse_decimal(str item):
     return strtod_l(ascii, NULL, C_NUMERIC)
 
 
+cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexcept:
+    """plain_decimal on bytes already trimmed of spaces."""
+    cdef Py_ssize_t i = 0
+    cdef bint digits = False
+    if i < n and (p[i] == b'+' or p[i] == b'-'):
+        i += 1
+    while i < n and b'0' <= p[i] <= b'9':
+        i += 1
+        digits = True
+    if i < n and p[i] == b'.':
+        i += 1
+        while i < n and b'0' <= p[i] <= b'9':
+            i += 1
+            digits = True
+    if not digits:
+        return False
+    if i < n and (p[i] == b'e' or p[i] == b'E'):
+        i += 1
+        if i < n and (p[i] == b'+' or p[i] == b'-'):
+            i += 1
+        if not (i < n and b'0' <= p[i] <= b'9'):
+            return False
+        while i < n and b'0' <= p[i] <= b'9':
+            i += 1
+    return i == n
+
+
+cdef object decode_DS_plain(const unsigned char* p, Py_ssize_t n):
+    """DS values made only of plain decimals, spaces, backslashes and trailing NULs, read
+    straight from the bytes; None when the value is anything else (the caller takes the
+    general path)."""
+    cdef char number[64]
+    cdef Py_ssize_t start, end, stop, i
+    cdef list numbers = []
+    while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):   # .strip() then .rstrip(" \0")
+        n -= 1
+    for i in range(n):
+        if not (b'0' <= p[i] <= b'9' or p[i] == b'.' or p[i] == b'+' or p[i] == b'-'
+                or p[i] == b'e' or p[i] == b'E' or p[i] == 32 or p[i] == 92):
+            return None
+    start = 0
+    while start < n and p[start] == 32:
+        start += 1
+    if start == n:
+        return None
+    while True:
+        stop = start
+        while stop < n and p[stop] != 92:
+            stop += 1
+        i = start
+        end = stop
+        while i < end and p[i] == 32:
+            i += 1
+        while end > i and p[end - 1] == 32:
+            end -= 1
+        if end - i >= 63 or not plain_decimal_bytes(p + i, end - i):
+            return None
+        memcpy(number, p + i, end - i)
+        number[end - i] = 0
+        numbers.append(strtod_l(number, NULL, C_NUMERIC))
+        if stop >= n:
+            break
+        start = stop + 1
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
 cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+    cdef object plain = decode_DS_plain(p, n)
+    if plain is not None:
+        return plain
     cdef str value = latin1(p, n).strip().rstrip(" \x00")
     cdef list items, numbers
     if not value:
