@@ -5,6 +5,7 @@ It turns a pydicom data set into the `{field: value}` dict in one pass, with an 
 of (elements, key prefix, target) frames instead of recursion, so nesting depth is bounded only
 by the scanner's limit, never by Python's stack.
 """
+from libc.stdlib cimport free, realloc
 from pydicom.sequence import Sequence
 
 from cpython.object cimport PyObject
@@ -189,10 +190,45 @@ cdef str tag_text(unsigned int tag):
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-cdef tuple failure_path(list frames, unsigned int tag):
-    path = [(frame[5], frame[4] - 1) for frame in frames if frame[0] == 1]
-    path.append((tag, None))
-    return tuple(path)
+cdef struct OpenSequence:
+    unsigned int tag
+    Py_ssize_t count          # its items
+    Py_ssize_t next_index     # of the next item
+
+
+cdef class OpenSequences:
+    """The sequences the flattener is inside, as a growable C array."""
+    cdef OpenSequence* items
+    cdef Py_ssize_t size, capacity
+
+    def __dealloc__(self):
+        free(self.items)
+
+    cdef int push(self, unsigned int tag, Py_ssize_t count) except -1:
+        cdef OpenSequence* grown
+        if self.size == self.capacity:
+            self.capacity = max(16, 2 * self.capacity)
+            grown = <OpenSequence*> realloc(self.items, sizeof(OpenSequence) * self.capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self.items = grown
+        self.items[self.size].tag = tag
+        self.items[self.size].count = count
+        self.items[self.size].next_index = 0
+        self.size += 1
+        return 0
+
+    cdef inline OpenSequence* innermost(self) noexcept:
+        return &self.items[self.size - 1]
+
+    cdef inline void pop(self) noexcept:
+        self.size -= 1
+
+    cdef tuple path(self, unsigned int tag):
+        """Where an element is: (sequence tag, item index) from the top, then its own tag."""
+        cdef Py_ssize_t k
+        return tuple([(self.items[k].tag, self.items[k].next_index - 1)
+                      for k in range(self.size)] + [(tag, None)])
 
 
 cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned int entity_tag,
@@ -224,9 +260,13 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef str prefix = ""
     cdef str name, key
     cdef dict target = fields
-    cdef list frames = []      # [kind (1 sequence, 2 item), saved prefix, saved target, base, next index, tag, count, list]
-    cdef list frame
-    cdef Py_ssize_t i = 0, n = header.token_count, count
+    # The open sequences, innermost last: their counters in C, and in `saved` three objects
+    # each: the prefix and target outside the sequence, and the key base of its items (or,
+    # with expand_sequences=False, the list of its item dicts). Nothing is allocated per frame.
+    cdef OpenSequences open_sequences = OpenSequences()
+    cdef OpenSequence* sequence
+    cdef list saved = []
+    cdef Py_ssize_t i = 0, n = header.token_count, count, top
     cdef int depth = 0, charset = CHARSET_DEFAULT
     cdef unsigned int tag
     cdef unsigned short vr
@@ -270,7 +310,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 except NativeUnsupported:
                     raise
                 except Exception as exc:
-                    raise UndecodableElement(failure_path(frames, tag),
+                    raise UndecodableElement(open_sequences.path(tag),
                                              token.offset - header.data_start, exc) from exc
             if tag == 0x00080005:
                 if depth:
@@ -300,35 +340,37 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 i = token.end + 1    # the whole subtree is left out
                 continue
             if expand:
-                frames.append([1, prefix, target, prefix + name + delimiter, 0, tag, count, None])
+                base = prefix + name + delimiter
             else:
                 key = prefix + name
                 if key in target:
                     i = token.end + 1    # R8: the first element under a key wins
                     continue
-                nested = []
-                target[key] = nested
-                frames.append([1, prefix, target, "", 0, tag, count, nested])
+                base = []
+                target[key] = base
+            open_sequences.push(tag, count)
+            saved.append(prefix)
+            saved.append(target)
+            saved.append(base)
             depth += 1
         elif token.kind == T_ITEM:
-            frame = frames[len(frames) - 1]
-            index = frame[4]
-            frame[4] = index + 1
-            frames.append([2, prefix, target, None, 0, 0, 0, None])
+            sequence = open_sequences.innermost()
+            index = sequence.next_index
+            sequence.next_index += 1
+            base = saved[len(saved) - 1]
             if expand:
-                prefix = frame[3] + (str(index) + delimiter if frame[6] > 1 else "")
+                prefix = base + str(index) + delimiter if sequence.count > 1 else base
             else:
                 target = {}
-                frame[7].append(target)
+                base.append(target)
                 prefix = ""
-        elif token.kind == T_ITEM_END:
-            frame = frames.pop()
-            prefix = frame[1]
-            target = frame[2]
-        else:   # T_SEQUENCE_END
-            frame = frames.pop()
-            prefix = frame[1]
-            target = frame[2]
+        elif token.kind == T_ITEM_END:      # back to the sequence's surroundings
+            top = len(saved)
+            prefix = saved[top - 3]
+            target = saved[top - 2]
+        else:   # T_SEQUENCE_END: its last item's end has restored the surroundings
+            del saved[len(saved) - 3:]
+            open_sequences.pop()
             depth -= 1
         i += 1
     return fields, entity, item
