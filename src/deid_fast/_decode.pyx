@@ -98,39 +98,6 @@ cdef inline object single_or_list(list items):
 # --- numbers written as text -----------------------------------------------------------------
 
 
-cdef bint plain_decimal(str item):
-    """[+-]digits[.digits][(e|E)[+-]digits] with surrounding spaces: what float() reads exactly
-    as pydicom's DS does, without its warnings or special cases (nan, inf, commas, '_')."""
-    cdef Py_ssize_t i = 0, n = len(item)
-    cdef Py_UCS4 c
-    cdef bint digits = False
-    while i < n and item[i] == u' ':
-        i += 1
-    while n > i and item[n - 1] == u' ':
-        n -= 1
-    if i < n and (item[i] == u'+' or item[i] == u'-'):
-        i += 1
-    while i < n and u'0' <= item[i] <= u'9':
-        i += 1
-        digits = True
-    if i < n and item[i] == u'.':
-        i += 1
-        while i < n and u'0' <= item[i] <= u'9':
-            i += 1
-            digits = True
-    if not digits:
-        return False
-    if i < n and (item[i] == u'e' or item[i] == u'E'):
-        i += 1
-        if i < n and (item[i] == u'+' or item[i] == u'-'):
-            i += 1
-        if not (i < n and u'0' <= item[i] <= u'9'):
-            return False
-        while i < n and u'0' <= item[i] <= u'9':
-            i += 1
-    return i == n
-
-
 cdef bint plain_integer(str item):
     """[+-]digits with surrounding spaces."""
     cdef Py_ssize_t i = 0, n = len(item)
@@ -149,14 +116,9 @@ cdef bint plain_integer(str item):
     return True
 
 
-cdef double parse_decimal(str item):
-    """A plain decimal (checked by plain_decimal, so ASCII) as float() reads it."""
-    cdef bytes ascii = item.encode("ascii")
-    return strtod_l(ascii, NULL, C_NUMERIC)
-
-
 cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexcept:
-    """plain_decimal on bytes already trimmed of spaces."""
+    """[+-]digits[.digits][(e|E)[+-]digits]: what float() reads exactly as pydicom's DS does,
+    without its warnings or special cases (nan, inf, commas, '_')."""
     cdef Py_ssize_t i = 0
     cdef bint digits = False
     if i < n and (p[i] == b'+' or p[i] == b'-'):
@@ -182,24 +144,25 @@ cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexc
     return i == n
 
 
-cdef object decode_DS_plain(const unsigned char* p, Py_ssize_t n):
-    """DS values made only of plain decimals, spaces, backslashes and trailing NULs, read
-    straight from the bytes; None when the value is anything else (the caller takes the
-    general path)."""
+cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+    """pydicom: multi_string(value.strip(), DS). Values of plain decimals, spaces, backslashes
+    and trailing NULs are read straight from the bytes; any other (tabs, commas, nan, empty
+    items...) is pydicom's to decide."""
     cdef char number[64]
     cdef Py_ssize_t start, end, stop, i
     cdef list numbers = []
     while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):   # .strip() then .rstrip(" \0")
         n -= 1
-    for i in range(n):
-        if not (b'0' <= p[i] <= b'9' or p[i] == b'.' or p[i] == b'+' or p[i] == b'-'
-                or p[i] == b'e' or p[i] == b'E' or p[i] == 32 or p[i] == 92):
-            return None
     start = 0
     while start < n and p[start] == 32:
         start += 1
     if start == n:
-        return None
+        return ""
+    for i in range(start, n):
+        if not (b'0' <= p[i] <= b'9' or p[i] == b'.' or p[i] == b'+' or p[i] == b'-'
+                or p[i] == b'e' or p[i] == b'E' or p[i] == 32 or p[i] == 92):
+            delegate[0] = True
+            return None
     while True:
         stop = start
         while stop < n and p[stop] != 92:
@@ -211,6 +174,7 @@ cdef object decode_DS_plain(const unsigned char* p, Py_ssize_t n):
         while end > i and p[end - 1] == 32:
             end -= 1
         if end - i >= 63 or not plain_decimal_bytes(p + i, end - i):
+            delegate[0] = True
             return None
         memcpy(number, p + i, end - i)
         number[end - i] = 0
@@ -218,24 +182,6 @@ cdef object decode_DS_plain(const unsigned char* p, Py_ssize_t n):
         if stop >= n:
             break
         start = stop + 1
-    return numbers[0] if len(numbers) == 1 else numbers
-
-
-cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
-    cdef object plain = decode_DS_plain(p, n)
-    if plain is not None:
-        return plain
-    cdef str value = latin1(p, n).strip().rstrip(" \x00")
-    cdef list items, numbers
-    if not value:
-        return ""
-    items = value.split("\\")
-    numbers = []
-    for item in items:
-        if not plain_decimal(item):
-            delegate[0] = True
-            return None
-        numbers.append(parse_decimal(item))
     return single_or_list(numbers)
 
 
