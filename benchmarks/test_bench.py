@@ -7,8 +7,9 @@ never run as part of a test run; the test suite lives in ``tests/`` anyway (``te
 
 Each benchmark group compares the tools on exactly the same files, so the group's table reads
 as a comparison; ``extra_info`` holds the file count (divide a round by it for per-file time).
-The tools are those of ``run.py`` (``make_tools``): deid_fast, pydicom (reference), deid,
-fastdicom and the 4 KiB read floor.
+The tools are those of ``run.py`` (``make_tools``): deid_fast (the native engine), deid_fast
+with ``engine="pydicom"``, deid_fast with ``fields=`` five keywords (cookies only), pydicom
+(reference), deid, fastdicom and the 4 KiB read floor.
 """
 from __future__ import annotations
 
@@ -38,19 +39,29 @@ def _load(name: str):
 corpus = _load("corpus")
 run = _load("run")
 
-SLOW = {"pydicom (reference)", "deid"}  # a few rounds of one call each, not calibrated loops
-FAST_TOOLS = ["deid_fast", "pydicom (reference)", "fastdicom", "read 4 KiB (floor)"]
-DEID_TOOLS = ["deid_fast", "pydicom (reference)", "deid"]
+# a few rounds of one call each, not calibrated loops
+SLOW = {"pydicom (reference)", "deid_fast (pydicom engine)", "deid"}
+NATIVE, PYDICOM_ENGINE, FIELDS_5 = "deid_fast", "deid_fast (pydicom engine)", "deid_fast fields=5"
+FAST_TOOLS = [NATIVE, PYDICOM_ENGINE, "pydicom (reference)", "fastdicom", "read 4 KiB (floor)"]
+DEID_TOOLS = [NATIVE, PYDICOM_ENGINE, "pydicom (reference)", "deid"]
+SEQ_TOOLS = [NATIVE, PYDICOM_ENGINE, "pydicom (reference)", "fastdicom"]
 
 # (group, corpus key, tools); every tool of a group runs on the same files
 CASES = [
-    ("cookies-140", "cookies", FAST_TOOLS),
+    ("cookies-140", "cookies", FAST_TOOLS[:2] + [FIELDS_5] + FAST_TOOLS[2:]),
     ("cookies-7-with-deid", "cookies-deid", DEID_TOOLS),
     ("mixed", "mixed", FAST_TOOLS),
     ("mixed-10-with-deid", "mixed-deid", DEID_TOOLS),
-    ("longseq-150", "longseq-150", FAST_TOOLS[:3] + ["deid"]),
-    ("longseq-1500", "longseq-1500", FAST_TOOLS[:3]),
+    ("longseq-150", "longseq-150", SEQ_TOOLS + ["deid"]),
+    ("longseq-1500", "longseq-1500", SEQ_TOOLS),
 ]
+
+# test ids: the first word of the tool's name, the deid_fast variants spelled out
+SHORT = {PYDICOM_ENGINE: "deid_fast-pydicom-engine", FIELDS_5: "deid_fast-fields5"}
+
+
+def _short(tool: str) -> str:
+    return SHORT.get(tool, tool.split()[0])
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +110,7 @@ def corpora(tools):
 
 @pytest.mark.parametrize(
     "group,key,tool",
-    [pytest.param(g, k, t, id=f"{g}-{t.split()[0]}") for g, k, ts in CASES for t in ts],
+    [pytest.param(g, k, t, id=f"{g}-{_short(t)}") for g, k, ts in CASES for t in ts],
 )
 def test_bench(benchmark, tools, corpora, group, key, tool):
     all_tools, _ = tools

@@ -22,6 +22,8 @@ from deid_fast.errors import InvalidDicomError
 logger = logging.getLogger("deid_fast")
 
 DEFAULT_MAX_DEPTH = 128
+DEFAULT_MAX_HEADER_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_ELEMENTS = 2_000_000
 ENGINES = ("native", "pydicom")
 _ERRORS = ("warn", "raise")
 _EMPTY = Dataset()
@@ -61,10 +63,12 @@ def _candidates(contenders, pattern=None):
             yield path
 
 
-def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAULT_MAX_DEPTH):
+def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAULT_MAX_DEPTH,
+              max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
     """Yield the files named by `contenders` (a file, a folder or a list of them); folders are
     walked recursively in sorted order, `pattern` is an fnmatch pattern on the file name. With
     `check=True` only the files whose header the scanner accepts as DICOM are yielded."""
+    limits = Limits(max_depth, max_header_bytes, max_elements)
     paths = list(_candidates(contenders, pattern))
     if not check:
         yield from paths
@@ -73,7 +77,7 @@ def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAU
     valid = 0
     for path in paths:
         try:
-            scan(path, force, max_depth)
+            limits.scan(path, force)
         except InvalidDicomError as exc:
             logger.info("Not DICOM, left out: %s [%s]", exc, exc.kind)
             continue
@@ -123,9 +127,23 @@ def _skip_list(settings, skip_fields):
     return list(settings["skip"]) + list(skip_fields)
 
 
-def _check_max_depth(max_depth):
-    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0:
-        raise ValueError(f"max_depth must be a non-negative int, not {max_depth!r}")
+class Limits:
+    """The resource bounds of the scanner (SPEC section 3; README "Resource bounds")."""
+
+    __slots__ = ("max_depth", "max_header_bytes", "max_elements")
+
+    def __init__(self, max_depth, max_header_bytes, max_elements):
+        for name, value in (("max_depth", max_depth), ("max_header_bytes", max_header_bytes),
+                            ("max_elements", max_elements)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        self.max_depth = max_depth
+        self.max_header_bytes = max_header_bytes
+        self.max_elements = max_elements
+
+    def scan(self, path, force, stop_after=0xFFFFFFFF):
+        return scan(path, force, self.max_depth, stop_after, self.max_header_bytes,
+                    self.max_elements)
 
 
 def _id_text(value):
@@ -158,14 +176,13 @@ def _read_dataset(dataset, file_meta, header, name, options, ids):
 class _Job:
     """The settings of one call, checked once: field options, scanner bounds, engine, ids."""
 
-    __slots__ = ("options", "force", "max_depth", "engine", "ids", "id_tags", "stop_after")
+    __slots__ = ("options", "force", "limits", "engine", "ids", "id_tags", "stop_after")
 
-    def __init__(self, options, force, max_depth, engine, ids=(), stop_after=None):
-        _check_max_depth(max_depth)
+    def __init__(self, options, force, limits, engine, ids=(), stop_after=None):
         _check_engine(engine)
         self.options = options
         self.force = force
-        self.max_depth = max_depth
+        self.limits = limits
         self.engine = engine
         self.ids = ids
         self.id_tags = tuple(tag_for_keyword(keyword) for keyword in ids) + (0, 0)[len(ids):]
@@ -205,7 +222,7 @@ def _read(source, name, job):
     if isinstance(source, Dataset):
         return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
                              job.ids)
-    header = scan(name, job.force, job.max_depth, job.stop_after)
+    header = job.limits.scan(name, job.force, job.stop_after)
     if job.engine == "native":
         try:
             return _read_native(header, name, job)
@@ -229,7 +246,8 @@ def _display_name(source, index):
 
 def get_fields(source, force=True, expand_sequences=True, skip_fields=None, include_private=False,
                include_file_meta=False, delimiter="_", max_depth=DEFAULT_MAX_DEPTH,
-               engine="native", fields=None):
+               engine="native", fields=None, max_header_bytes=DEFAULT_MAX_HEADER_BYTES,
+               max_elements=DEFAULT_MAX_ELEMENTS):
     """The `{field: value}` dict of one file path or pydicom Dataset (SPEC R2, R4-R8).
 
     `fields`, a list of top-level keywords, reports only those (the header is then read up to
@@ -238,7 +256,7 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     select, stop_after = _selection(fields)
     job = _Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
                         include_private, include_file_meta, delimiter, select),
-               force, max_depth, engine, (), stop_after)
+               force, Limits(max_depth, max_header_bytes, max_elements), engine, (), stop_after)
     name = _display_name(source, 0)
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         try:
@@ -253,7 +271,8 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
 def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
                     expand_sequences=True, skip_fields=None, include_private=False,
                     include_file_meta=False, delimiter="_", errors="warn",
-                    max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None):
+                    max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None,
+                    max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
     """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
 
     Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
@@ -266,8 +285,9 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
         raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
     select, stop_after = _selection(fields, (entity_id, item_id))
     job = _Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
-                        include_file_meta, delimiter, select), force, max_depth, engine,
-               (entity_id, item_id), stop_after)
+                        include_file_meta, delimiter, select), force,
+               Limits(max_depth, max_header_bytes, max_elements), engine, (entity_id, item_id),
+               stop_after)
     debug = logger.isEnabledFor(logging.DEBUG)
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from

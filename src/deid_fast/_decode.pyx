@@ -50,6 +50,11 @@ cdef unsigned short VR_UI = vr_code("UI"), VR_UL = vr_code("UL"), VR_UN = vr_cod
 cdef unsigned short VR_UR = vr_code("UR"), VR_US = vr_code("US"), VR_UT = vr_code("UT")
 cdef unsigned short VR_UV = vr_code("UV")
 
+cdef frozenset KNOWN_VRS = frozenset({
+    VR_AE, VR_AS, VR_AT, VR_CS, VR_DA, VR_DS, VR_DT, VR_FD, VR_FL, VR_IS, VR_LO, VR_LT, VR_OB,
+    VR_OD, VR_OF, VR_OL, VR_OV, VR_OW, VR_PN, VR_SH, VR_SL, VR_SS, VR_ST, VR_SV, VR_TM, VR_UC,
+    VR_UI, VR_UL, VR_UN, VR_UR, VR_US, VR_UT, VR_UV})
+
 # pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)
 cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
 
@@ -332,6 +337,8 @@ cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t 
     converter (which may raise: the caller turns that into an undecodable file)."""
     cdef bint delegate = tag in LUT_DESCRIPTOR_TAGS
     cdef object value
+    if n == 0 and vr in KNOWN_VRS:
+        return None          # empty (R5); an unknown VR goes to pydicom, which refuses it
     if not delegate:
         value = decode_value(p, n, vr, little, charset, &delegate)
         if not delegate:

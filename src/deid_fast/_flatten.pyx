@@ -23,9 +23,8 @@ from deid_fast._values cimport to_builtin, is_empty
 
 cdef frozenset PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
-cdef str field_name(object element, bint include_private, bint is_file_meta):
+cdef str field_name(unsigned int tag, bint include_private, bint is_file_meta):
     """The name an element is reported under, or None when R4 leaves it out."""
-    cdef unsigned int tag = element.tag
     if (tag & 0xFFFF) == 0 and not is_file_meta:
         return None     # a group length of the data set, private ones included
     if (tag >> 16) & 1:
@@ -105,22 +104,21 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
         if tag is None:
             stack.pop()
             continue
-        source = frame[1]
+        prefix = frame[2]
+        target = frame[3]
+        is_file_meta = frame[4]
+        name = field_name(tag, include_private, is_file_meta)
+        if name is None or name in skip:
+            continue        # never decoded: what is not reported cannot fail (as natively)
+        if select is not None and not frame[5] and name not in select:
+            continue        # not a selected top-level element
         try:
-            element = source[tag]   # pydicom decodes the value here
+            element = frame[1][tag]   # pydicom decodes the value here
         except Exception as exc:
             path = frame[5] + ((tag, None),)
             top = path[0][0]
             raw = (file_meta if frame[4] else dataset).get_item(top)
             raise UndecodableElement(path, getattr(raw, "value_tell", None), exc) from exc
-        prefix = frame[2]
-        target = frame[3]
-        is_file_meta = frame[4]
-        name = field_name(element, include_private, is_file_meta)
-        if name is None or name in skip:
-            continue
-        if select is not None and not frame[5] and name not in select:
-            continue     # not a selected top-level element
         value = element.value
         if isinstance(value, Sequence) or element.VR == "SQ":
             items = list(value) if value is not None else []
@@ -302,16 +300,13 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 i += 1
                 continue
             vr = resolved_vr(token, include_private)
-            if token.length == 0:
-                value = None
-            else:
-                try:
-                    value = decode_element(tag, buf + token.offset, token.length, vr, little, charset)
-                except NativeUnsupported:
-                    raise
-                except Exception as exc:
-                    raise UndecodableElement(open_sequences.path(tag),
-                                             token.offset - header.data_start, exc) from exc
+            try:
+                value = decode_element(tag, buf + token.offset, token.length, vr, little, charset)
+            except NativeUnsupported:
+                raise
+            except Exception as exc:
+                raise UndecodableElement(open_sequences.path(tag),
+                                         token.offset - header.data_start, exc) from exc
             if tag == 0x00080005:
                 if depth:
                     raise NativeUnsupported("a Specific Character Set inside a sequence item")

@@ -23,6 +23,7 @@ cdef class ByteSource:
     cdef Py_ssize_t size        # bytes available in buf
     cdef Py_ssize_t capacity
     cdef bint exhausted         # no more bytes will come
+    cdef Py_ssize_t limit       # the most bytes it may hold (max_header_bytes)
     cdef object path
     cdef int _reserve(self, Py_ssize_t capacity) except -1
     cdef int _more(self, Py_ssize_t end) except -1

@@ -37,7 +37,8 @@ cdef extern from "Python.h":
 cdef Py_ssize_t FIRST_READ = 4096      # one read covers the header of most files
 cdef Py_ssize_t MIN_READ = 16384
 cdef Py_ssize_t INFLATE_CHUNK = 65536  # compressed bytes fed to zlib at a time
-cdef Py_ssize_t MAX_INFLATED = 1 << 30  # a deflated header larger than this is refused
+DEFAULT_MAX_HEADER_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_ELEMENTS = 2_000_000
 cdef unsigned int UNDEFINED = 0xFFFFFFFF
 
 cdef unsigned int ITEM = 0xFFFEE000
@@ -176,7 +177,12 @@ cdef class FileSource(ByteSource):
         cdef Py_ssize_t want, got
         if self.file_size >= 0 and end > self.file_size:
             end = self.file_size  # never allocate for bytes the file does not have
+        if end > self.limit:
+            raise InvalidDicomError(self.path, "too-large",
+                                    f"the header runs past {self.limit} bytes (max_header_bytes)",
+                                    self.limit)
         want = max(end - self.size, MIN_READ if self.size else FIRST_READ)
+        want = min(want, self.limit - self.size)
         if self.file_size >= 0:
             want = min(want, self.file_size - self.size)
         while self.size < end and not self.exhausted:
@@ -190,7 +196,7 @@ cdef class FileSource(ByteSource):
             if got == 0:
                 self.exhausted = True
             self.size += got
-            want = max(end - self.size, MIN_READ)
+            want = min(max(end - self.size, MIN_READ), self.limit - self.size)
             if self.file_size >= 0:
                 want = min(want, self.file_size - self.size)
                 if want <= 0:
@@ -206,6 +212,7 @@ cdef class InflatedSource(ByteSource):
 
     cdef int start(self, FileSource compressed, Py_ssize_t pos) except -1:
         self.path = compressed.path
+        self.limit = compressed.limit
         self.compressed = compressed
         self.compressed_pos = pos
         self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -231,9 +238,10 @@ cdef class InflatedSource(ByteSource):
                 self.exhausted = True
             if out:
                 n = len(out)
-                if self.size + n > MAX_INFLATED:
-                    raise InvalidDicomError(self.path, "too-large",
-                                            f"deflated data set inflates past {MAX_INFLATED} bytes")
+                if self.size + n > self.limit:
+                    raise InvalidDicomError(
+                        self.path, "too-large",
+                        f"the deflated data set inflates past {self.limit} bytes (max_header_bytes)")
                 self._reserve(self.size + n)
                 memcpy(self.buf + self.size, <const char*> out, n)
                 self.size += n
@@ -285,6 +293,25 @@ cdef class Header:
         """The data set up to the header's end, inflated when the file is deflated."""
         return self.data_source.slice(self.data_start, self.header_end)
 
+    def table(self):
+        """The element table as tuples (kind, depth, tag, VR or None, value offset, value
+        length); kinds are 'element', 'sequence', 'item', 'item end', 'sequence end'. Offsets
+        are in the file, or in the inflated data set when deflated. For tests and debugging."""
+        kinds = ("element", "sequence", "item", "item end", "sequence end")
+        rows = []
+        cdef Py_ssize_t i
+        cdef int depth = 0
+        cdef Token* token
+        for i in range(self.token_count):
+            token = &self.tokens[i]
+            if token.kind == T_SEQUENCE_END:
+                depth -= 1
+            vr = chr(token.vr >> 8) + chr(token.vr & 0xFF) if token.vr else None
+            rows.append((kinds[token.kind], depth, token.tag, vr, token.offset, token.length))
+            if token.kind == T_SEQUENCE:
+                depth += 1
+        return rows
+
 
 @cython.no_gc   # holds no reference that could lead back to it
 cdef class Walker:
@@ -298,6 +325,7 @@ cdef class Walker:
     cdef bint deflated
     cdef Token* tokens
     cdef Py_ssize_t token_count, token_capacity
+    cdef Py_ssize_t max_elements, element_tokens
     cdef bint unordered
 
     def __dealloc__(self):
@@ -309,6 +337,11 @@ cdef class Walker:
         """Append a token to the table; returns its index."""
         cdef Token* grown
         cdef Token* token
+        if kind == T_ELEMENT or kind == T_SEQUENCE or kind == T_ITEM:
+            self.element_tokens += 1
+            if self.element_tokens > self.max_elements:
+                self.fail("too-large", f"the header holds more than {self.max_elements} elements "
+                          "and items (max_elements)", offset)
         if self.token_count == self.token_capacity:
             self.token_capacity = max(64, 2 * self.token_capacity)
             grown = <Token*> realloc(self.tokens, sizeof(Token) * self.token_capacity)
@@ -348,11 +381,12 @@ cdef class Walker:
         frame.has_last = False
         return 0
 
-    cdef int init(self, ByteSource src, path, int max_depth, Py_ssize_t offset_base,
-                  bint deflated) except -1:
+    cdef int init(self, ByteSource src, path, int max_depth, Py_ssize_t max_elements,
+                  Py_ssize_t offset_base, bint deflated) except -1:
         self.src = src
         self.path = path
         self.max_depth = max_depth
+        self.max_elements = max_elements
         self.offset_base = offset_base
         self.deflated = deflated
         # a data set frame and a sequence frame per level, plus the top level
@@ -698,9 +732,13 @@ cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bi
     return None
 
 
-def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFFFFFFF):
+def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFFFFFFF,
+         Py_ssize_t max_header_bytes=DEFAULT_MAX_HEADER_BYTES,
+         Py_ssize_t max_elements=DEFAULT_MAX_ELEMENTS):
     """Scan the file at `path`; return a `Header`, or raise `InvalidDicomError`. With
-    `stop_after`, the walk (and so the header) ends before the first top-level tag past it."""
+    `stop_after`, the walk (and so the header) ends before the first top-level tag past it.
+    The bounds: sequences nest at most `max_depth` levels, the header (inflated, when deflated)
+    is at most `max_header_bytes` long and holds at most `max_elements` elements and items."""
     cdef FileSource src = FileSource()
     cdef Walker walker = Walker()
     cdef Header header = Header()
@@ -710,7 +748,8 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
 
     src.open(path)
     header.path = path
-    walker.init(src, path, max_depth, 0, False)
+    src.limit = max_header_bytes
+    walker.init(src, path, max_depth, max_elements, 0, False)
     if not src.have(1):
         raise InvalidDicomError(path, "empty", "the file is empty", 0)
 
@@ -784,7 +823,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
         inflated.start(src, pos)
         data = inflated
         data_walker = Walker()
-        data_walker.init(data, path, max_depth, 0, True)
+        data_walker.init(data, path, max_depth, max_elements, 0, True)
         data_walker.elements = walker.elements
         start = 0
     else:
