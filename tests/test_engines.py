@@ -78,15 +78,29 @@ def test_native_path_needs_no_fallback_for_common_files(generated):
 
 
 def test_native_fallback_is_counted_and_logged(caplog):
-    """A code-extension character set is pydicom's: handed over, counted, logged at DEBUG."""
-    path = next(p for p in SHIPPED if os.path.basename(p) == "chrH31.dcm")
-    assert "ISO 2022" in str(pydicom.dcmread(path, stop_before_pixels=True).SpecificCharacterSet)
+    """A character set inside a sequence item is pydicom's: handed over, counted, logged."""
+    path = next(p for p in SHIPPED if os.path.basename(p) == "chrSQEncoding.dcm")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert any("SpecificCharacterSet" in item for element in ds if element.VR == "SQ"
+               for item in element.value)
     before = sum(decode.fallbacks.values())
     with caplog.at_level(logging.DEBUG, logger="deid_fast"):
         fields = deid_fast.get_fields(path)
     assert sum(decode.fallbacks.values()) == before + 1
     assert any("hands" in r.getMessage() and path in r.getMessage() for r in caplog.records)
     assert_same(fields, deid_fast.get_fields(path, engine="pydicom"))
+
+
+def test_other_character_sets_are_read_natively():
+    """Code extensions and other repertoires: text decoded by pydicom's decode_bytes inside the
+    native walk, no hand-over."""
+    files = [p for p in SHIPPED if os.path.basename(p) in ("chrH31.dcm", "chrGreek.dcm",
+                                                           "chrRuss.dcm", "chrX1.dcm")]
+    assert len(files) == 4
+    before = sum(decode.fallbacks.values())
+    for path in files:
+        assert_same(deid_fast.get_fields(path), deid_fast.get_fields(path, engine="pydicom"))
+    assert sum(decode.fallbacks.values()) == before
 
 
 def test_engine_must_be_known():

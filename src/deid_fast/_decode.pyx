@@ -6,7 +6,8 @@ Each VR family has one function here, mirroring `pydicom.values` (the strip and 
 `convert_string`, `convert_text`, `convert_single_string`, `convert_AE_string`, `convert_UI`,
 `convert_PN`, `convert_DS_string`, `convert_IS_string`, `convert_numbers`, `convert_ATvalue`).
 Text is decoded natively in the default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192
-(UTF-8). Where a value is not plainly well-formed (an odd DS or IS, text that does not decode,
+(UTF-8); in any other character set (ISO 2022 code extensions, GB18030, Greek, Cyrillic...) by
+pydicom's own `decode_bytes`, as pydicom's converters do. Where a value is not plainly well-formed (an odd DS or IS, text that does not decode,
 a length that is no multiple of the value size, a LUT descriptor) the decoder does not guess: it
 sets `delegate` and the caller hands that one element to pydicom's own converter.
 """
@@ -27,7 +28,9 @@ cdef extern from "<stdlib.h>" nogil:
 # glibc's strtod is correctly rounded, as Python's float() is, so the values are identical.
 cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
 
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.values import TEXT_VR_DELIMS
 from pydicom.tag import BaseTag
 
 from deid_fast._values cimport to_builtin
@@ -67,26 +70,36 @@ cpdef unsigned short vr_from_name(str vr):
 
 
 cpdef int charset_from_value(object value):
-    """The native code of a (0008,0005) Specific Character Set value, -1 when the native
-    decoder does not handle it (code extensions, other repertoires)."""
+    """The code of a (0008,0005) Specific Character Set value."""
     if value is None or value == "" or value == "ISO_IR 6":
         return CHARSET_DEFAULT
     if value == "ISO_IR 100":
         return CHARSET_LATIN1
     if value == "ISO_IR 192":
         return CHARSET_UTF8
-    return -1
+    return CHARSET_OTHER
 
 
 cdef list ENCODINGS = [["iso8859"], ["latin_1"], ["UTF8"]]   # pydicom's names, by code
+
+
+cpdef list encodings_for(int charset, object value):
+    """pydicom's Python encodings for a character set (as `read_dataset` derives them)."""
+    if charset == CHARSET_OTHER:
+        return convert_encodings(value)
+    return ENCODINGS[charset]
 
 
 cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
     return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
 
 
-cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, bint* delegate):
+cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
+                        bint* delegate):
     """Text in the file's character set; sets `delegate` where pydicom would have to replace."""
+    if charset == CHARSET_OTHER:
+        return decode_bytes(PyBytes_FromStringAndSize(<const char*> p, n), encodings,
+                            TEXT_VR_DELIMS)
     if charset != CHARSET_UTF8:
         return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
     try:
@@ -283,7 +296,7 @@ cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* d
 
 
 cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
-                         int charset, bint* delegate):
+                         int charset, list encodings, bint* delegate):
     """The builtin value of `n` bytes at `p` of VR `vr`; sets `delegate` when unsure."""
     cdef object value
     cdef list items
@@ -292,21 +305,24 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     if vr == VR_UI:
         return single_or_list(latin1(p, n).rstrip("\x00 ").split("\\"))
     if vr == VR_SH or vr == VR_LO or vr == VR_UC:
-        value = text(p, n, charset, delegate)
+        value = text(p, n, charset, encodings, delegate)
         if delegate[0]:
             return None
         items = [item.rstrip("\x00 ") for item in value.split("\\")]
         return single_or_list(items)
     if vr == VR_PN:
+        if charset == CHARSET_OTHER:     # pydicom decodes names component by component
+            delegate[0] = True
+            return None
         while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
             n -= 1
-        value = text(p, n, charset, delegate)
+        value = text(p, n, charset, encodings, delegate)
         if delegate[0] or "=" in value:   # component groups: pydicom's PersonName decides
             delegate[0] = True
             return None
         return single_or_list(value.split("\\"))
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
-        value = text(p, n, charset, delegate)
+        value = text(p, n, charset, encodings, delegate)
         if delegate[0]:
             return None
         return value.rstrip("\x00 ")
@@ -332,7 +348,7 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
 
 
 cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,
-                           unsigned short vr, bint little, int charset):
+                           unsigned short vr, bint little, int charset, list encodings):
     """The builtin value of one element, natively where it is plain, else by pydicom's own
     converter (which may raise: the caller turns that into an undecodable file)."""
     cdef bint delegate = tag in LUT_DESCRIPTOR_TAGS
@@ -340,9 +356,9 @@ cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t 
     if n == 0 and vr in KNOWN_VRS:
         return None          # empty (R5); an unknown VR goes to pydicom, which refuses it
     if not delegate:
-        value = decode_value(p, n, vr, little, charset, &delegate)
+        value = decode_value(p, n, vr, little, charset, encodings, &delegate)
         if not delegate:
             return value
     raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
                          PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)
-    return to_builtin(convert_raw_data_element(raw, encoding=ENCODINGS[charset]).value)
+    return to_builtin(convert_raw_data_element(raw, encoding=encodings).value)

@@ -16,7 +16,8 @@ cdef extern from "Python.h":
     int PyGC_Disable()
     int PyGC_Enable()
 
-from deid_fast._decode cimport CHARSET_DEFAULT, charset_from_value, decode_element, vr_from_name
+from deid_fast._decode cimport (CHARSET_DEFAULT, charset_from_value, decode_element,
+                               encodings_for, vr_from_name)
 from deid_fast._dictionary cimport keyword_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE
 from deid_fast._values cimport to_builtin, is_empty
@@ -266,6 +267,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef list saved = []
     cdef Py_ssize_t i = 0, n = header.token_count, count, top
     cdef int depth = 0, charset = CHARSET_DEFAULT
+    cdef list encodings = encodings_for(CHARSET_DEFAULT, None)
     cdef unsigned int tag
     cdef unsigned short vr
     cdef bint lookup, reported
@@ -301,7 +303,8 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 continue
             vr = resolved_vr(token, include_private)
             try:
-                value = decode_element(tag, buf + token.offset, token.length, vr, little, charset)
+                value = decode_element(tag, buf + token.offset, token.length, vr, little, charset,
+                                       encodings)
             except NativeUnsupported:
                 raise
             except Exception as exc:
@@ -311,8 +314,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 if depth:
                     raise NativeUnsupported("a Specific Character Set inside a sequence item")
                 charset = charset_from_value(value)
-                if charset < 0:
-                    raise NativeUnsupported(f"Specific Character Set {value!r}")
+                encodings = encodings_for(charset, value)
             if lookup:
                 if tag == entity_tag:
                     entity = value
