@@ -11,7 +11,8 @@ import re
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
-from deid_fast._flatten import NativeUnsupported, Options, flatten, flatten_header
+from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
+                                read_native)
 from deid_fast._scan import scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
@@ -189,30 +190,12 @@ class _Job:
         self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
 
 
-def _read_native(header, name, job):
-    """The native engine's fields and id texts; raises NativeUnsupported where it hands over."""
-    fields = {}
-    file_meta = None       # parsed by pydicom only when needed: it is small but not free
-    if job.options.include_file_meta and header.has_file_meta:
-        file_meta = decoded(name, lambda: read_file_meta(header), header)
-        fields = decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header)
-    try:
-        fields, entity, item = flatten_header(header, job.options, fields, job.id_tags[0],
-                                              job.id_tags[1])
-    except (NativeUnsupported, MemoryError):
-        raise
-    except Exception as exc:
-        raise undecodable(name, exc, header) from exc
-    if not job.ids:
-        return fields, []
-    texts = [_id_text(entity), _id_text(item)]
-    if None in texts and header.has_file_meta:      # R3: then the file meta
-        if file_meta is None:
-            file_meta = decoded(name, lambda: read_file_meta(header), header)
-        texts = [text if text is not None else
-                 decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
-                 for keyword, text in zip(job.ids, texts)]
-    return fields, texts
+def _ids_from_file_meta(header, name, job, texts):
+    """R3: ids absent from the top level are looked up in the file meta."""
+    file_meta = decoded(name, lambda: read_file_meta(header), header)
+    return [text if text is not None else
+            decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
+            for keyword, text in zip(job.ids, texts)]
 
 
 def _read(source, name, job):
@@ -222,12 +205,32 @@ def _read(source, name, job):
     if isinstance(source, Dataset):
         return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
                              job.ids)
-    header = job.limits.scan(name, job.force, job.stop_after)
+    limits = job.limits
     if job.engine == "native":
         try:
-            return _read_native(header, name, job)
+            header, fields, entity, item = read_native(
+                name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
+                limits.max_elements, job.options, job.id_tags[0], job.id_tags[1])
         except NativeUnsupported as exc:
             count_fallback(name, str(exc))
+        except (InvalidDicomError, MemoryError):
+            raise
+        except UndecodableElement as exc:
+            raise undecodable(name, exc, exc.header) from exc
+        except Exception as exc:
+            raise undecodable(name, exc) from exc
+        else:
+            if job.options.include_file_meta and header.has_file_meta:   # R2: file meta first
+                file_meta = decoded(name, lambda: read_file_meta(header), header)
+                fields = {**decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header),
+                          **fields}
+            if not job.ids:
+                return fields, []
+            texts = [_id_text(entity), _id_text(item)]
+            if None in texts and header.has_file_meta:
+                texts = _ids_from_file_meta(header, name, job, texts)
+            return fields, texts
+    header = limits.scan(name, job.force, job.stop_after)
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
     return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
 

@@ -20,6 +20,7 @@ from deid_fast._decode cimport (CHARSET_DEFAULT, charset_from_value, decode_elem
                                encodings_for, vr_from_name)
 from deid_fast._dictionary cimport keyword_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE
+from deid_fast._scan import scan
 from deid_fast._values cimport to_builtin, is_empty
 
 cdef frozenset PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
@@ -314,7 +315,11 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 if depth:
                     raise NativeUnsupported("a Specific Character Set inside a sequence item")
                 charset = charset_from_value(value)
-                encodings = encodings_for(charset, value)
+                try:
+                    encodings = encodings_for(charset, value)
+                except Exception as exc:     # a value pydicom cannot make encodings of
+                    raise UndecodableElement(open_sequences.path(tag),
+                                             token.offset - header.data_start, exc) from exc
             if lookup:
                 if tag == entity_tag:
                     entity = value
@@ -371,3 +376,16 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
             depth -= 1
         i += 1
     return fields, entity, item
+
+
+def read_native(path, bint force, int max_depth, unsigned int stop_after,
+                Py_ssize_t max_header_bytes, Py_ssize_t max_elements, Options options,
+                unsigned int entity_tag, unsigned int item_tag):
+    """Scan and flatten one file natively, in one compiled call: (header, fields, entity value,
+    item value). An UndecodableElement carries the header, for its offset."""
+    header = scan(path, force, max_depth, stop_after, max_header_bytes, max_elements)
+    try:
+        return (header,) + flatten_header(header, options, {}, entity_tag, item_tag)
+    except UndecodableElement as exc:
+        exc.header = header
+        raise
