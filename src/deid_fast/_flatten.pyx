@@ -194,6 +194,7 @@ cdef struct OpenSequence:
     unsigned int tag
     Py_ssize_t count          # its items
     Py_ssize_t next_index     # of the next item
+    int charset               # of the data set around it, which each item starts with
 
 
 cdef class OpenSequences:
@@ -204,7 +205,7 @@ cdef class OpenSequences:
     def __dealloc__(self):
         free(self.items)
 
-    cdef int push(self, unsigned int tag, Py_ssize_t count) except -1:
+    cdef int push(self, unsigned int tag, Py_ssize_t count, int charset) except -1:
         cdef OpenSequence* grown
         if self.size == self.capacity:
             self.capacity = max(16, 2 * self.capacity)
@@ -215,6 +216,7 @@ cdef class OpenSequences:
         self.items[self.size].tag = tag
         self.items[self.size].count = count
         self.items[self.size].next_index = 0
+        self.items[self.size].charset = charset
         self.size += 1
         return 0
 
@@ -260,9 +262,10 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef str prefix = ""
     cdef str name, key
     cdef dict target = fields
-    # The open sequences, innermost last: their counters in C, and in `saved` three objects
-    # each: the prefix and target outside the sequence, and the key base of its items (or,
-    # with expand_sequences=False, the list of its item dicts). Nothing is allocated per frame.
+    # The open sequences, innermost last: their counters and character set in C, and in `saved`
+    # four objects each: the prefix, target and encodings outside the sequence, and the key base
+    # of its items (or, with expand_sequences=False, the list of its item dicts). Nothing is
+    # allocated per frame.
     cdef OpenSequences open_sequences = OpenSequences()
     cdef OpenSequence* sequence
     cdef list saved = []
@@ -311,10 +314,8 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
             except Exception as exc:
                 raise UndecodableElement(open_sequences.path(tag),
                                          token.offset - header.data_start, exc) from exc
-            if tag == 0x00080005:
-                if depth:
-                    raise NativeUnsupported("a Specific Character Set inside a sequence item")
-                charset = charset_from_value(value)
+            if tag == 0x00080005:    # for this data set and what it holds (pydicom's
+                charset = charset_from_value(value)    # parent_encoding)
                 try:
                     encodings = encodings_for(charset, value)
                 except Exception as exc:     # a value pydicom cannot make encodings of
@@ -350,9 +351,10 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                     continue
                 base = []
                 target[key] = base
-            open_sequences.push(tag, count)
+            open_sequences.push(tag, count, charset)
             saved.append(prefix)
             saved.append(target)
+            saved.append(encodings)
             saved.append(base)
             depth += 1
         elif token.kind == T_ITEM:
@@ -368,10 +370,12 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 prefix = ""
         elif token.kind == T_ITEM_END:      # back to the sequence's surroundings
             top = len(saved)
-            prefix = saved[top - 3]
-            target = saved[top - 2]
+            prefix = saved[top - 4]
+            target = saved[top - 3]
+            encodings = saved[top - 2]
+            charset = open_sequences.innermost().charset
         else:   # T_SEQUENCE_END: its last item's end has restored the surroundings
-            del saved[len(saved) - 3:]
+            del saved[len(saved) - 4:]
             open_sequences.pop()
             depth -= 1
         i += 1

@@ -616,6 +616,10 @@ cdef class Walker:
 
             if unknown_vr:
                 sequence = vr_of(tag) == "SQ"
+            elif is_un and length < 0xFFFF and not (tag >> 16) & 1:
+                # pydicom reads a short UN of a public sequence tag as that sequence
+                # (config.replace_un_with_known_vr)
+                sequence = vr_of(tag) == "SQ"
             end = value_pos + length
             if frame.end >= 0 and end > frame.end:
                 self.fail("undecodable",
