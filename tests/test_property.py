@@ -4,7 +4,8 @@ engine and the plain-pydicom reference (SPEC R6; issue 3, "equality, proven").
 Hypothesis builds data sets with pydicom: elements drawn from pydicom's dictionary by VR, text
 written as raw bytes (so padding, backslashes, NULs, odd numbers and bytes the character set
 cannot decode all occur), binary values of every numeric VR, single and multiple values, nested
-sequences with empty and several items, private blocks, and four character sets; each is written
+sequences with empty and several items, private blocks, and four character sets (items may carry
+their own); each is written
 implicit VR little endian, explicit VR little and big endian, and deflated.
 """
 from __future__ import annotations
@@ -117,6 +118,9 @@ def element(draw, charset):
 @st.composite
 def dataset(draw, charset, depth=0):
     ds = Dataset()
+    if depth and draw(st.integers(0, 4)) == 0:     # an item with a character set of its own
+        charset = draw(st.sampled_from(CHARSETS[1:]))
+        ds.SpecificCharacterSet = charset
     for tag, value in draw(st.lists(element(charset), max_size=8)):
         if isinstance(value, RawDataElement):
             ds[tag] = RawDataElement(value.tag, value.VR, len(value.value), value.value, 0,
