@@ -2,8 +2,10 @@
 
 `get_files` finds DICOM files, `get_fields` flattens one file, `get_identifiers` groups the
 fields of many by entity and item. The work is the card's pipeline: the scanner finds the
-header's bytes, pydicom decodes them, the flattener builds the dict.
+header and its element table, the native decoder and flattener build the dict from it (or, with
+engine="pydicom" and for what the native path hands over, pydicom decodes the header's bytes).
 """
+import fnmatch
 import logging
 import os
 import re
@@ -13,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
                                 read_native)
-from deid_fast._scan import scan
+from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
 from deid_fast.decode import (count_fallback, decoded, pydicom_defaults, pydicom_messages_to_debug,
@@ -23,8 +25,6 @@ from deid_fast.errors import InvalidDicomError
 logger = logging.getLogger("deid_fast")
 
 DEFAULT_MAX_DEPTH = 128
-DEFAULT_MAX_HEADER_BYTES = 512 * 1024 * 1024
-DEFAULT_MAX_ELEMENTS = 2_000_000
 ENGINES = ("native", "pydicom")
 _ERRORS = ("warn", "raise")
 _EMPTY = Dataset()
@@ -35,8 +35,6 @@ _EMPTY = Dataset()
 
 def _walk(folder, pattern=None):
     """Every file under `folder`, recursively, sorted by name at each level."""
-    import fnmatch
-
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
@@ -106,18 +104,17 @@ def _selection(fields, ids=()):
         return None, None
     if isinstance(fields, str):
         fields = [fields]
-    names = set(ids)
+    tags = {name: tag_for_keyword(name) for name in ids}
     for name in fields:
         if not isinstance(name, str):
             raise TypeError(f"fields must hold keywords as str, not {type(name).__name__}")
-        if tag_for_keyword(name) is None and not _PRIVATE_NAME.match(name):
+        private = _PRIVATE_NAME.match(name)
+        tag = tag_for_keyword(name) if private is None else int(private[1] + private[2], 16)
+        if tag is None:
             raise ValueError(f"field {name!r} is neither a keyword of pydicom's dictionary nor a "
                              "private tag written as '(gggg,eeee)'")
-        names.add(name)
-    tags = [tag_for_keyword(name) if tag_for_keyword(name) is not None
-            else int(_PRIVATE_NAME.match(name)[1] + _PRIVATE_NAME.match(name)[2], 16)
-            for name in names]
-    return frozenset(names), max(tags, default=0)
+        tags[name] = tag
+    return frozenset(tags), max(tags.values(), default=0)
 
 
 def _skip_list(settings, skip_fields):
@@ -129,7 +126,7 @@ def _skip_list(settings, skip_fields):
 
 
 class Limits:
-    """The resource bounds of the scanner (SPEC section 3; README "Resource bounds")."""
+    """The resource bounds of the scanner (SPEC section 3; the README's decisions on bad input)."""
 
     __slots__ = ("max_depth", "max_header_bytes", "max_elements")
 
