@@ -1,14 +1,16 @@
 # cython: language_level=3
 """The flattener: knows keys (SPEC R4, R5, R7, R8).
 
-It turns a pydicom data set into the `{field: value}` dict in one pass, with an explicit stack
-of (elements, key prefix, target) frames instead of recursion, so nesting depth is bounded only
-by the scanner's limit, never by Python's stack.
+It builds the `{field: value}` dict in one pass, from either source: the scanner's element
+table (`flatten_header`, the native engine) or a pydicom data set (`flatten`, the pydicom
+engine and Dataset inputs). Both keep nesting in an explicit stack instead of recursion, so
+depth is bounded by the scanner's limit, never by Python's stack, and both decode only the
+elements they report.
 """
-from libc.stdlib cimport free, realloc
-from pydicom.sequence import Sequence
-
 from cpython.object cimport PyObject
+from libc.stdlib cimport free, realloc
+
+from pydicom.sequence import Sequence
 
 cdef extern from "Python.h":
     # returns a borrowed reference: declared as a pointer so that Cython does not release it
@@ -19,7 +21,7 @@ cdef extern from "Python.h":
 from deid_fast._decode cimport (CHARSET_DEFAULT, charset_from_value, decode_element,
                                encodings_for, vr_from_name)
 from deid_fast._dictionary cimport keyword_of, vr_of
-from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE
+from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE, tag_text
 from deid_fast._scan import scan
 from deid_fast._values cimport to_builtin, is_empty
 
@@ -30,9 +32,7 @@ cdef str field_name(unsigned int tag, bint include_private, bint is_file_meta):
     if (tag & 0xFFFF) == 0 and not is_file_meta:
         return None     # a group length of the data set, private ones included
     if (tag >> 16) & 1:
-        if include_private:
-            return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        return None
+        return tag_text(tag) if include_private else None
     keyword = keyword_of(tag)
     return keyword or None
 
@@ -184,10 +184,6 @@ cdef unsigned short resolved_vr(Token* token, bint include_private) except? 0:
     if vr == 0 or vr == SQ:
         raise NativeUnsupported(f"element {tag_text(tag)} has VR {name!r} by the dictionary")
     return vr
-
-
-cdef str tag_text(unsigned int tag):
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 cdef struct OpenSequence:

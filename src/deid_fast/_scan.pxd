@@ -7,6 +7,8 @@ cdef enum TokenKind:
     T_ITEM_END = 3
     T_SEQUENCE_END = 4
 
+cdef str tag_text(unsigned int tag)      # "(gggg,eeee)", as pydicom prints a tag
+
 ctypedef struct Token:
     unsigned int tag
     unsigned short vr        # the two VR bytes of explicit VR ((b0 << 8) | b1); 0 when implicit
