@@ -32,3 +32,38 @@ bench: $(VENV)/.installed-bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/deid_fast/*.c src/deid_fast/*.html benchmarks/corpus
+
+# --- fuzzing (issue 4): `make fuzz FUZZ_SECONDS=600`; see fuzz/README.md ---------------------
+# An AddressSanitizer + libFuzzer instrumented copy of the package is built in fuzz/build with
+# clang (never touching .venv or the main build), atheris runs fuzz/fuzz_header.py on it.
+FUZZ_SECONDS ?= 600
+FUZZ_CC ?= $(shell command -v clang-14 || command -v clang)
+FUZZ_VENV := fuzz/.venv
+FUZZ_PY := $(FUZZ_VENV)/bin/python
+FUZZ_CFLAGS := -fsanitize=address,fuzzer-no-link -g -O1 -fno-omit-frame-pointer
+
+.PHONY: fuzz fuzz-build
+
+$(FUZZ_PY):
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_PY) -m pip --disable-pip-version-check install --quiet --upgrade pip
+	$(FUZZ_PY) -m pip --disable-pip-version-check install --quiet atheris "pydicom>=3,<4" \
+	    "Cython>=3.0,<4" "setuptools>=77" deid-data pydicom-data
+
+fuzz/build/.built: $(FUZZ_PY) $(SOURCES)
+	@test -n "$(FUZZ_CC)" || { echo "clang is needed: apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
+	rm -rf fuzz/build && mkdir -p fuzz/build
+	cp -r src deid_fast setup.py pyproject.toml README.md fuzz/build/
+	find fuzz/build \( -name '*.c' -o -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
+	cd fuzz/build && CC="$(FUZZ_CC)" LDSHARED="$(FUZZ_CC) -shared" CFLAGS="$(FUZZ_CFLAGS)" \
+	    LDFLAGS="-fsanitize=address,fuzzer-no-link" ../.venv/bin/python setup.py -q build_ext --inplace
+	touch $@
+
+fuzz/corpus/.seeded: $(FUZZ_PY) fuzz/make_seeds.py
+	$(FUZZ_PY) fuzz/make_seeds.py fuzz/corpus
+	touch $@
+
+fuzz-build: fuzz/build/.built fuzz/corpus/.seeded
+
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_SECONDS)
