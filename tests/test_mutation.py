@@ -185,3 +185,17 @@ def test_rejections_name_the_file_and_the_offset(tmp_path):
         deid_fast.get_fields(str(path))
     assert str(path) in str(info.value)
     assert isinstance(info.value.offset, int) and 0 < info.value.offset < 1000
+
+
+FUZZ_REGRESSIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fuzz", "regressions")
+FUZZ_FILES = sorted(name for name in os.listdir(FUZZ_REGRESSIONS) if name.endswith(".dcm"))
+
+
+@pytest.mark.parametrize("name", FUZZ_FILES)
+def test_fuzzer_findings_stay_fixed(tmp_path, name):
+    """Inputs on which the fuzzer found the engines disagreeing (fuzz/README.md): text with
+    escape sequences, UI values with other whitespace, text before the character set, a broken
+    first file meta element."""
+    data = open(os.path.join(FUZZ_REGRESSIONS, name), "rb").read()
+    check_mutant(str(tmp_path / name), data, name)

@@ -5,6 +5,7 @@ cdef enum:
     CHARSET_OTHER = 3    # any other: text decoded by pydicom's decode_bytes
 
 cpdef unsigned short vr_from_name(str vr)
+cpdef bint charset_dependent(unsigned short vr)
 cpdef int charset_from_value(object value)
 cpdef list encodings_for(int charset, object value)
 cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,

@@ -13,7 +13,7 @@ sets `delegate` and the caller hands that one element to pydicom's own converter
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 cdef extern from "<locale.h>" nogil:
     ctypedef struct __locale_struct
@@ -62,6 +62,12 @@ cdef frozenset KNOWN_VRS = frozenset({
 cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
 
 
+cpdef bint charset_dependent(unsigned short vr):
+    """Whether pydicom decodes a VR's text with the Specific Character Set."""
+    return (vr == VR_SH or vr == VR_LO or vr == VR_UC or vr == VR_ST or vr == VR_LT
+            or vr == VR_UT or vr == VR_PN)
+
+
 cpdef unsigned short vr_from_name(str vr):
     """The code of a two-letter VR name; 0 for anything else (an ambiguous 'US or SS', say)."""
     if vr is None or len(vr) != 2:
@@ -96,8 +102,9 @@ cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
 
 cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
                         bint* delegate):
-    """Text in the file's character set; sets `delegate` where pydicom would have to replace."""
-    if charset == CHARSET_OTHER:
+    """Text in the file's character set; sets `delegate` where pydicom would have to replace.
+    Escape sequences (ESC) are pydicom's to interpret, in any character set."""
+    if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
         return decode_bytes(PyBytes_FromStringAndSize(<const char*> p, n), encodings,
                             TEXT_VR_DELIMS)
     if charset != CHARSET_UTF8:
@@ -302,8 +309,9 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     cdef list items
     if vr == VR_CS or vr == VR_DA or vr == VR_TM or vr == VR_DT or vr == VR_AS:
         return single_or_list(latin1(p, n).rstrip(" \x00").split("\\"))
-    if vr == VR_UI:
-        return single_or_list(latin1(p, n).rstrip("\x00 ").split("\\"))
+    if vr == VR_UI:      # convert_UI, then UID() strips each item's whitespace
+        return single_or_list([item.strip() for item in
+                               latin1(p, n).rstrip("\x00 ").split("\\")])
     if vr == VR_SH or vr == VR_LO or vr == VR_UC:
         value = text(p, n, charset, encodings, delegate)
         if delegate[0]:
@@ -311,7 +319,8 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         items = [item.rstrip("\x00 ") for item in value.split("\\")]
         return single_or_list(items)
     if vr == VR_PN:
-        if charset == CHARSET_OTHER:     # pydicom decodes names component by component
+        if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
+            # pydicom decodes names with escapes component by component
             delegate[0] = True
             return None
         while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):

@@ -18,8 +18,8 @@ cdef extern from "Python.h":
     int PyGC_Disable()
     int PyGC_Enable()
 
-from deid_fast._decode cimport (CHARSET_DEFAULT, charset_from_value, decode_element,
-                               encodings_for, vr_from_name)
+from deid_fast._decode cimport (CHARSET_DEFAULT, charset_dependent, charset_from_value,
+                               decode_element, encodings_for, vr_from_name)
 from deid_fast._dictionary cimport keyword_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE, tag_text
 from deid_fast._scan import scan
@@ -278,6 +278,8 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
         raise NativeUnsupported("tags out of order or repeated")
     if header.command_end > header.meta_end:
         raise NativeUnsupported("a command set")
+    if header.meta_suspect:
+        raise NativeUnsupported("a file meta element pydicom must judge")
 
     while i < n:
         token = &tokens[i]
@@ -302,6 +304,9 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 i += 1
                 continue
             vr = resolved_vr(token, include_private)
+            if tag < 0x00080005 and charset_dependent(vr):
+                # pydicom decodes it with the character set that follows it in the data set
+                raise NativeUnsupported(f"text element {tag_text(tag)} before the character set")
             try:
                 value = decode_element(tag, buf + token.offset, token.length, vr, little, charset,
                                        encodings)

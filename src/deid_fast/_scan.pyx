@@ -709,6 +709,32 @@ cdef int check_meta_length(Walker walker, ByteSource src, Py_ssize_t start, Py_s
     return 0
 
 
+cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_t end,
+                                     bint implicit):
+    """pydicom decodes the first file meta element as it reads the file meta, and fails on an
+    unknown VR or a binary value of the wrong length: such a file is left to pydicom."""
+    cdef int vi, size
+    cdef unsigned char b0, b1
+    if implicit or end - start < 8:
+        return False
+    b0 = src.buf[start + 4]
+    b1 = src.buf[start + 5]
+    vi = vr_index(b0, b1)
+    if vi < 0 or not VR_KNOWN[vi]:
+        return True
+    if VR_LONG[vi]:
+        return False      # OB, UN, UT...: any length decodes
+    size = 0
+    if (b0 == b'U' or b0 == b'S') and b1 == b'S':
+        size = 2
+    elif (b0 == b'U' or b0 == b'S') and b1 == b'L' or (b0 == b'F' and b1 == b'L') or (
+            b0 == b'A' and b1 == b'T'):
+        size = 4
+    elif b0 == b'F' and b1 == b'D':
+        size = 8
+    return size > 0 and src.u16(start + 6, True) % size != 0
+
+
 cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit):
     """The value of (0002,0010) in the file meta bytes [pos, end), or None."""
     cdef unsigned int tag, length
@@ -786,6 +812,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     header.meta_start = meta_start
     header.meta_end = meta_end
     check_meta_length(walker, src, meta_start, meta_end, meta_implicit)
+    header.meta_suspect = first_meta_element_suspect(src, meta_start, meta_end, meta_implicit)
     transfer_syntax = meta_transfer_syntax(src, meta_start, meta_end, meta_implicit)
 
     # Command set: implicit VR little endian, with the same peek.
