@@ -164,6 +164,7 @@ class NativeUnsupported(Exception):
 
 cdef unsigned short UN = (ord("U") << 8) | ord("N")
 cdef unsigned short SQ = (ord("S") << 8) | ord("Q")
+cdef unsigned short CS = (ord("C") << 8) | ord("S")
 
 
 cdef unsigned short resolved_vr(Token* token, bint include_private) except? 0:
@@ -316,7 +317,9 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 raise UndecodableElement(open_sequences.path(tag),
                                          token.offset - header.data_start, exc) from exc
             if tag == 0x00080005:    # for this data set and what it holds (pydicom's
-                charset = charset_from_value(value)    # parent_encoding)
+                if vr != CS:             # parent_encoding); pydicom fails on a PN, say
+                    raise NativeUnsupported(f"Specific Character Set with VR {chr(vr >> 8)}{chr(vr & 0xFF)}")
+                charset = charset_from_value(value)
                 try:
                     encodings = encodings_for(charset, value)
                 except Exception as exc:     # a value pydicom cannot make encodings of

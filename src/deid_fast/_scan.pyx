@@ -715,6 +715,7 @@ cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_
     unknown VR or a binary value of the wrong length: such a file is left to pydicom."""
     cdef int vi, size
     cdef unsigned char b0, b1
+    cdef Py_ssize_t length
     if implicit or end - start < 8:
         return False
     b0 = src.buf[start + 4]
@@ -722,8 +723,17 @@ cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_
     vi = vr_index(b0, b1)
     if vi < 0 or not VR_KNOWN[vi]:
         return True
-    if VR_LONG[vi]:
-        return False      # OB, UN, UT...: any length decodes
+    length = src.u16(start + 6, True)
+    if b0 == b'U' and b1 == b'N' and end - start >= 12:
+        # pydicom reads a UN of a known tag with the dictionary's VR
+        dictionary = vr_of(src.tag_at(start, True))
+        if dictionary is None or len(dictionary) != 2:
+            return False
+        b0 = ord(dictionary[0])
+        b1 = ord(dictionary[1])
+        length = src.u32(start + 8, True)
+    elif VR_LONG[vi]:
+        return False      # OB, UT...: any length decodes
     size = 0
     if (b0 == b'U' or b0 == b'S') and b1 == b'S':
         size = 2
@@ -732,7 +742,7 @@ cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_
         size = 4
     elif b0 == b'F' and b1 == b'D':
         size = 8
-    return size > 0 and src.u16(start + 6, True) % size != 0
+    return size > 0 and length % size != 0
 
 
 cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit):
