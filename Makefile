@@ -37,7 +37,7 @@ clean:
 # An AddressSanitizer + libFuzzer instrumented copy of the package is built in fuzz/build with
 # clang (never touching .venv or the main build), atheris runs fuzz/fuzz_header.py on it.
 FUZZ_SECONDS ?= 600
-FUZZ_CC ?= $(shell command -v clang-14 || command -v clang)
+FUZZ_CC ?= clang-14
 FUZZ_VENV := fuzz/.venv
 FUZZ_PY := $(FUZZ_VENV)/bin/python
 FUZZ_CFLAGS := -fsanitize=address,fuzzer-no-link -g -O1 -fno-omit-frame-pointer
@@ -51,7 +51,9 @@ $(FUZZ_PY):
 	    "Cython>=3.0,<4" "setuptools>=77" deid-data pydicom-data
 
 fuzz/build/.built: $(FUZZ_PY) $(SOURCES)
-	@test -n "$(FUZZ_CC)" || { echo "clang is needed: apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
+	@command -v $(FUZZ_CC) >/dev/null || { apt-get update -qq && \
+	    apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null; } || \
+	    { echo "clang is needed: apt-get install clang-14 libclang-rt-14-dev"; exit 1; }
 	rm -rf fuzz/build && mkdir -p fuzz/build
 	cp -r src deid_fast setup.py pyproject.toml README.md fuzz/build/
 	find fuzz/build \( -name '*.c' -o -name '*.so' -o -name __pycache__ \) -prune -exec rm -rf {} +
