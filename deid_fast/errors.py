@@ -9,7 +9,7 @@ KINDS = (
     "not-dicom",    # bytes that do not form DICOM data elements
     "truncated",    # a declared length runs past the end, or an undefined length is never closed
     "too-deep",     # sequences nest deeper than max_depth
-    "too-large",    # a deflated data set inflates past the bound
+    "too-large",    # past max_header_bytes (inflated, when deflated) or max_elements
     "no-elements",  # nothing but a file meta group and group lengths
     "undecodable",  # a structure or value pydicom cannot decode
 )
