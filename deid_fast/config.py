@@ -18,9 +18,12 @@ def _read(config):
     raise TypeError(f"config must be a path to a JSON file or a dict, not {type(config).__name__}")
 
 
+_DEFAULTS = _read(DEFAULT_CONFIG)     # read once: get_fields may be called per file
+
+
 def load_config(config=None):
     """The settings in force: `{"ids": {"entity": kw, "item": kw}, "skip": [kw, ...]}`."""
-    settings = _read(DEFAULT_CONFIG)
+    settings = {"ids": dict(_DEFAULTS["ids"]), "skip": list(_DEFAULTS["skip"])}
     if config is None:
         return settings
     user = _read(config)
