@@ -9,6 +9,7 @@ import fnmatch
 import logging
 import os
 import re
+from typing import NamedTuple, Optional
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
@@ -268,63 +269,136 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
 # --- many files -------------------------------------------------------------------------------
 
 
-def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
-                    expand_sequences=True, skip_fields=None, include_private=False,
-                    include_file_meta=False, delimiter="_", errors="warn",
-                    max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None,
-                    max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
-    """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
+class Record(NamedTuple):
+    """One file's result: its `fields` grouped under `entity` and `item` (SPEC R3), or why it
+    was skipped. `skipped` is None for a file read and grouped, an `InvalidDicomError` kind for a
+    file that is not DICOM, or "no-entity"/"no-item" for a file that has no value to group by
+    (its fields are kept); `reason` says why in words."""
 
-    Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
-    `InvalidDicomError` (`errors="raise"`). `fields`, a list of top-level keywords, reports only
-    those and the entity and item (the header is then read up to the last of them)."""
+    path: str
+    entity: Optional[str]
+    item: Optional[str]
+    fields: Optional[dict]
+    skipped: Optional[str] = None
+    reason: Optional[str] = None
+
+
+def skipped_record(error):
+    """The Record of a file that raised `error`, an InvalidDicomError."""
+    where = "" if error.offset is None else f" (at byte {error.offset})"
+    return Record(error.path, None, None, None, error.kind, error.reason + where)
+
+
+def log_skip(record):
+    logger.warning("Skipping %s: %s [%s]", record.path, record.reason, record.skipped)
+
+
+def identifiers_job(force=True, config=None, entity_id=None, item_id=None, expand_sequences=True,
+                    skip_fields=None, include_private=False, include_file_meta=False,
+                    delimiter="_", max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None,
+                    max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
+    """The checked `_Job` of `get_identifiers`' options (every check happens before any file
+    is read)."""
     settings = load_config(config)
     entity_id = check_id_keyword(entity_id or settings["ids"]["entity"], "entity_id")
     item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
+    select, stop_after = _selection(fields, (entity_id, item_id))
+    return _Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
+                         include_file_meta, delimiter, select), force,
+                Limits(max_depth, max_header_bytes, max_elements), engine, (entity_id, item_id),
+                stop_after)
+
+
+def check_errors(errors):
     if errors not in _ERRORS:
         raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
-    select, stop_after = _selection(fields, (entity_id, item_id))
-    job = _Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
-                        include_file_meta, delimiter, select), force,
-               Limits(max_depth, max_header_bytes, max_elements), engine, (entity_id, item_id),
-               stop_after)
+
+
+def read_record(source, name, job, flush):
+    """The Record of one file or Dataset (R3); raises InvalidDicomError for a bad one."""
+    try:
+        fields, (entity, item) = _read(source, name, job)
+    finally:
+        flush(name)
+    if entity is None:
+        return Record(name, entity, item, fields, "no-entity",
+                      f"it has no {job.ids[0]} value to group by")
+    if item is None:
+        return Record(name, entity, item, fields, "no-item",
+                      f"it has no {job.ids[1]} value to group by")
+    return Record(name, entity, item, fields)
+
+
+def is_folder(source, error):
+    """Folders are found when the scanner cannot open them as files: no extra stat per file."""
+    return error.kind == "unreadable" and not isinstance(source, Dataset) and os.path.isdir(
+        error.path)
+
+
+def serial_records(sources, job, errors, flush):
+    """A Record per file named by `sources` (R1: folders walked like get_files), in order, read
+    in this process. Skips are logged at WARNING; with errors="raise" a bad file raises."""
+    for index, source in enumerate(_as_list(sources)):
+        name = source if type(source) is str else _display_name(source, index)
+        try:
+            record = read_record(source, name, job, flush)
+        except InvalidDicomError as exc:
+            if not is_folder(source, exc):
+                if errors == "raise":
+                    raise
+                record = skipped_record(exc)
+            else:
+                yield from serial_records(_candidates(name), job, errors, flush)
+                continue
+        if record.skipped is not None:
+            log_skip(record)
+        yield record
+
+
+def group(records, job):
+    """`{entity: {item: fields}}` of `records` (R3): skipped ones left out, the later of two
+    files with the same (entity, item) wins with a WARNING, items in input order."""
     debug = logger.isEnabledFor(logging.DEBUG)
+    entity_id, item_id = job.ids
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from
-
-    def add(source, name):
-        """Read one file or Dataset into `lookup`; a folder is walked like get_files (R1)."""
-        try:
-            fields, (entity, item) = _read(source, name, job)
-        except InvalidDicomError as exc:
-            flush(name)
-            if exc.kind == "unreadable" and not isinstance(source, Dataset) and os.path.isdir(name):
-                for path in _candidates(name):
-                    add(path, path)
-                return
-            if errors == "raise":
-                raise
-            logger.warning("Skipping %s [%s]", exc, exc.kind)
-            return
-        flush(name)
-        if entity is None or item is None:
-            missing = entity_id if entity is None else item_id
-            logger.warning("Skipping %s: it has no %s value to group by", name, missing)
-            return
+    for record in records:
+        if record.skipped is not None:
+            continue
+        entity, item, name = record.entity, record.item, record.path
         if debug:
             logger.debug("entity id: %s", entity)
             logger.debug("item id: %s", item)
-            logger.debug("Found %d defined fields for %s", len(fields), os.path.basename(name))
+            logger.debug("Found %d defined fields for %s", len(record.fields),
+                         os.path.basename(name))
         items = lookup.setdefault(entity, {})
         if item in items:
             logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
                            name, entity_id, entity, item_id, item, origin[entity, item])
             del items[item]  # the item takes the position of the file that wins
-        items[item] = fields
+        items[item] = record.fields
         origin[entity, item] = name
-
-    # Folders are found when the scanner cannot open them as files: no extra stat per file.
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
-        for index, source in enumerate(_as_list(dicom_files)):
-            add(source, source if type(source) is str else _display_name(source, index))
     return lookup
+
+
+def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_id=None,
+                    expand_sequences=True, skip_fields=None, include_private=False,
+                    include_file_meta=False, delimiter="_", errors="warn",
+                    max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None,
+                    max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS,
+                    workers=1):
+    """`{entity: {item: {field: value}}}` for `dicom_files` (SPEC section 1, R1-R9).
+
+    Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
+    `InvalidDicomError` (`errors="raise"`). `fields`, a list of top-level keywords, reports only
+    those and the entity and item (the header is then read up to the last of them). `workers`
+    processes read the files (None: one per core); the result is the same as with one."""
+    job = identifiers_job(force, config, entity_id, item_id, expand_sequences, skip_fields,
+                          include_private, include_file_meta, delimiter, max_depth, engine,
+                          fields, max_header_bytes, max_elements)
+    check_errors(errors)
+    if workers != 1:
+        from deid_fast import bulk  # the process pool is only loaded when asked for
+        return group(bulk.records(bulk.files(dicom_files), job, errors, workers), job)
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+        return group(serial_records(dicom_files, job, errors, flush), job)

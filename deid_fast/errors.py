@@ -12,6 +12,7 @@ KINDS = (
     "too-large",    # past max_header_bytes (inflated, when deflated) or max_elements
     "no-elements",  # nothing but a file meta group and group lengths
     "undecodable",  # a structure or value pydicom cannot decode
+    "worker-died",  # the worker process reading it died (killed, or crashed), twice
 )
 
 

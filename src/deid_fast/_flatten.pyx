@@ -37,6 +37,11 @@ cdef str field_name(unsigned int tag, bint include_private, bint is_file_meta):
     return keyword or None
 
 
+def reported_name(unsigned int tag, bint include_private, bint is_file_meta):
+    """`field_name` for Python callers (the DICOM JSON output keeps the same elements)."""
+    return field_name(tag, include_private, is_file_meta)
+
+
 cdef class Options:
     """The field rules' options, checked once per call."""
     cdef readonly bint expand_sequences

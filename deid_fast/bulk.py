@@ -1,0 +1,242 @@
+"""Bulk reading: many files, streamed, in a pool of worker processes (the bulk issue).
+
+`iter_identifiers` yields a `Record` per file as soon as it is ready, in input order by default,
+with memory independent of the number of files: paths are found lazily (folders walked like
+`get_files`), sent to the workers in chunks, and only a bounded number of chunks is in flight.
+The workers run exactly the serial code (`deid_fast.dicom.read_record`) on their chunk; the
+parent only walks folders, logs skips and hands records on. Threads would not help here: the
+decoder holds the GIL (see benchmarks/README.md).
+"""
+import logging
+import os
+import signal
+
+from pydicom.dataset import Dataset
+
+from deid_fast import pool
+from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debug, read_header
+from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
+                             Limits, _as_list, _display_name, _walk, check_errors,
+                             identifiers_job, log_skip, read_record, skipped_record)
+from deid_fast.dicomjson import dicom_json
+from deid_fast.errors import InvalidDicomError
+
+logger = logging.getLogger("deid_fast")
+
+#: Files per task: large enough that the cost of a task (~50 us: pickling, a pipe round trip)
+#: stays small next to the files it holds (15-80 us each), small enough to spread the load.
+CHUNK_FILES = 64
+#: Bytes of paths per task, so that the tasks sent ahead always fit in the pipe.
+CHUNK_BYTES = 16384
+
+
+def files(sources):
+    """What to read, in order: a path (str) per file, folders walked in sorted order (R1), or a
+    (name, Dataset) pair."""
+    for index, source in enumerate(_as_list(sources)):
+        if isinstance(source, Dataset):
+            yield _display_name(source, index), source
+            continue
+        path = os.fsdecode(source)
+        if os.path.isdir(path):
+            yield from _walk(path)
+        else:
+            yield path
+
+
+def _chunks(items, files=CHUNK_FILES, size=CHUNK_BYTES):
+    chunk = []
+    room = size
+    for item in items:
+        chunk.append(item)
+        room -= len(item) if type(item) is str else 256
+        if len(chunk) >= files or room <= 0:
+            yield chunk
+            chunk = []
+            room = size
+    if chunk:
+        yield chunk
+
+
+def _name_and_source(item):
+    return (item, item) if type(item) is str else item
+
+
+# --- what a worker does with a chunk: one function per kind of output ---------------------------
+
+
+def read_identifiers(job, items):
+    """A Record, or the InvalidDicomError, per item."""
+    outcomes = []
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+        for item in items:
+            name, source = _name_and_source(item)
+            try:
+                outcomes.append(read_record(source, name, job, flush))
+            except InvalidDicomError as exc:
+                outcomes.append(exc)
+    return outcomes
+
+
+def read_dicom_json(job, items):
+    """The DICOM JSON text, or the InvalidDicomError, per item."""
+    outcomes = []
+    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+        for item in items:
+            name, source = _name_and_source(item)
+            try:
+                if isinstance(source, Dataset):
+                    dataset, file_meta, header = source, getattr(source, "file_meta", None), None
+                else:
+                    header = job.limits.scan(name, job.force, job.stop_after)
+                    dataset, file_meta = decoded(name, lambda: read_header(header), header)
+                outcomes.append(decoded(
+                    name, lambda: dicom_json(dataset, file_meta, job.options), header))
+            except InvalidDicomError as exc:
+                outcomes.append(exc)
+            finally:
+                flush(name)
+    return outcomes
+
+
+def check(job, items):
+    """None for a file the scanner accepts as DICOM, else the InvalidDicomError, per item."""
+    outcomes = []
+    for item in items:
+        name, source = _name_and_source(item)
+        if isinstance(source, Dataset):
+            outcomes.append(None)
+            continue
+        try:
+            job.limits.scan(name, job.force)
+        except InvalidDicomError as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+class _Captured(logging.Handler):
+    """In a worker: keeps deid_fast's log records, which the parent logs in input order."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        record.msg, record.args, record.exc_info = record.getMessage(), None, None
+        self.records.append(record)
+
+
+def _worker_handler(read, job, level):
+    deid_logger = logging.getLogger("deid_fast")
+    captured = _Captured()
+    deid_logger.handlers = [captured]
+    deid_logger.propagate = False
+    deid_logger.setLevel(level)
+
+    def handle(items):
+        outcomes = read(job, items)
+        records, captured.records = captured.records, []
+        return outcomes, records
+    return handle
+
+
+def _lost(item, exitcode):
+    name, _source = _name_and_source(item)
+    how = (f"killed by signal {signal.Signals(-exitcode).name}" if exitcode and exitcode < 0
+           else f"exit code {exitcode}")
+    return InvalidDicomError(name, "worker-died",
+                             f"the worker process reading it died twice ({how})")
+
+
+def _workers(workers):
+    if workers is None:
+        return pool.default_workers()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int or None, not {workers!r}")
+    return workers
+
+
+def outcomes(read, items, job, workers, ordered=True):
+    """`(item, outcome)` per item of `files()`, `read(job, chunk)` run in `workers` processes
+    (in this one when 1, or when every file fits in one chunk)."""
+    chunks = _chunks(items)
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    if workers == 1 or second is None:
+        for chunk in (first, second) if second else (first,):
+            yield from zip(chunk, read(job, chunk))
+        for chunk in chunks:
+            yield from zip(chunk, read(job, chunk))
+        return
+
+    def all_chunks():
+        yield first
+        yield second
+        yield from chunks
+
+    level = logger.getEffectiveLevel()
+    for chunk, results, log_records in pool.imap(
+            all_chunks(), workers, _worker_handler, (read, job, level), _lost, ordered):
+        for record in log_records:
+            logger.handle(record)
+        yield from zip(chunk, results)
+
+
+def records(items, job, errors, workers, ordered=True):
+    """A Record per item of `files()`; skips are logged, and raise with errors="raise"."""
+    for _item, outcome in outcomes(read_identifiers, items, job, _workers(workers), ordered):
+        if isinstance(outcome, InvalidDicomError):
+            if errors == "raise":
+                raise outcome
+            outcome = skipped_record(outcome)
+        if outcome.skipped is not None:
+            log_skip(outcome)
+        yield outcome
+
+
+def iter_identifiers(sources, workers=None, ordered=True, errors="warn", **options):
+    """Yield a `Record` (`path`, `entity`, `item`, `fields`, `skipped`, `reason`) per file of
+    `sources` (files, folders walked like `get_files`, Datasets, or an iterable of them), as soon
+    as it is ready: in input order, or as files finish with `ordered=False`.
+
+    `options` are those of `get_identifiers`; a file `get_identifiers` leaves out is yielded
+    with `skipped` set to the reason's kind (its fields kept when it only lacks an entity or
+    item value) and logged at WARNING; with `errors="raise"` the first bad file raises
+    `InvalidDicomError`. Duplicates are not resolved: every file gets its record. `workers`
+    processes read the files (None: one per core; 1: this process)."""
+    job = identifiers_job(**options)
+    check_errors(errors)
+    workers = _workers(workers)
+    return records(files(sources), job, errors, workers, ordered)
+
+
+def check_files(sources, force=False, workers=None, max_depth=DEFAULT_MAX_DEPTH,
+                max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
+    """`(path, error)` per file of `sources`: error is None when the scanner accepts it as DICOM
+    (as `get_files(check=True)` decides), else the InvalidDicomError saying why."""
+    job = _CheckJob(Limits(max_depth, max_header_bytes, max_elements), force)
+    for item, outcome in outcomes(check, files(sources), job, _workers(workers)):
+        yield _name_and_source(item)[0], outcome
+
+
+class _CheckJob:
+    __slots__ = ("limits", "force")
+
+    def __init__(self, limits, force):
+        self.limits = limits
+        self.force = force
+
+
+def iter_dicom_json(items, job, errors, workers, ordered=True):
+    """`(path, DICOM JSON text or skipped Record)` per item of `files()`."""
+    for item, outcome in outcomes(read_dicom_json, items, job, _workers(workers), ordered):
+        if isinstance(outcome, InvalidDicomError):
+            if errors == "raise":
+                raise outcome
+            outcome = skipped_record(outcome)
+            log_skip(outcome)
+        yield _name_and_source(item)[0], outcome

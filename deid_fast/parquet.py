@@ -1,0 +1,227 @@
+"""The Parquet output: one table, one row per file, one column per field key, types unified
+across the run (needs pyarrow: `pip install 'deid-fast[parquet]'`).
+
+Rows are written in parts of bounded size (`PART_ROWS` rows or about `PART_BYTES` bytes of
+values) to `OUT.parts/`, each under a temporary name renamed when complete, so a killed run
+leaves only whole parts, which `resume` continues from. `finish()` writes the parts into one
+file, each part a row group, converting the columns whose type the run widened, and renames it
+to OUT.
+
+Types: int (64-bit), float, str, bytes, and lists of these. Two kinds of one key unify to the
+wider: int and float to float; any other two different scalars to str (an int's or float's
+`str()`, bytes as base64); a scalar and a list to a list (the scalar as a one-item list). A
+sequence item (`expand_sequences=False`) is its JSON text. An int beyond 64 bits is its str.
+"""
+import base64
+import os
+import shutil
+import tempfile
+
+from deid_fast.writers import RECORD_COLUMNS, OutputError, to_json
+
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ImportError:  # pragma: no cover - the message is tested with pyarrow installed
+    pa = pq = None
+
+PART_ROWS = 8192
+PART_BYTES = 64 << 20
+
+INT, FLOAT, STR, BYTES, LIST = "int", "float", "str", "bytes", "list"
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def kind_of(value):
+    """The type of one value: a scalar kind, or (LIST, kind of its items)."""
+    kind = type(value)
+    if kind is str:
+        return STR
+    if kind is float:
+        return FLOAT
+    if kind is int:
+        return INT if _INT64[0] <= value <= _INT64[1] else STR
+    if kind is bytes:
+        return BYTES
+    if kind is list:
+        items = None
+        for item in value:
+            if item is not None:
+                items = unify(items, kind_of(item))
+        return LIST, items or STR
+    return STR
+
+
+def unify(first, second):
+    """The narrowest kind both kinds convert to (None is the kind of no value)."""
+    if first is None or first == second:
+        return second
+    if second is None:
+        return first
+    first_list, second_list = isinstance(first, tuple), isinstance(second, tuple)
+    if first_list or second_list:
+        return LIST, unify(first[1] if first_list else first, second[1] if second_list else second)
+    if {first, second} == {INT, FLOAT}:
+        return FLOAT
+    return STR
+
+
+def convert(value, kind):
+    """`value` as a value of `kind` (a kind it unifies to)."""
+    if value is None:
+        return None
+    if isinstance(kind, tuple):
+        return [convert(item, kind[1]) for item in (value if type(value) is list else [value])]
+    if kind == STR:
+        if type(value) is str:
+            return value
+        if type(value) is bytes:
+            return base64.b64encode(value).decode("ascii")
+        if type(value) is dict:
+            return to_json(value)
+        return str(value)
+    if kind == FLOAT:
+        return float(value)
+    return value
+
+
+def arrow_type(kind):
+    if isinstance(kind, tuple):
+        return pa.list_(arrow_type(kind[1]))
+    return {INT: pa.int64(), FLOAT: pa.float64(), STR: pa.string(), BYTES: pa.binary()}[kind]
+
+
+def kind_of_arrow(data_type):
+    if pa.types.is_list(data_type):
+        return LIST, kind_of_arrow(data_type.value_type)
+    for kind in (INT, FLOAT, STR, BYTES):
+        if data_type == arrow_type(kind):
+            return kind
+    if pa.types.is_null(data_type):
+        return None
+    raise OutputError(f"a part file has a column of type {data_type}, which deid_fast does "
+                      "not write: is it from another program?")
+
+
+def _size(fields):
+    return 16 * len(fields) + sum(len(value) for value in fields.values()
+                                  if type(value) is str or type(value) is bytes)
+
+
+class ParquetWriter:
+    def __init__(self, path, resume=False, stream=None):
+        if pa is None:
+            raise OutputError("Parquet output needs pyarrow: pip install 'deid-fast[parquet]'")
+        self.path, self.stream = path, stream
+        if stream is None:
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                raise OutputError(f"the folder of {path!r} does not exist")
+            self.parts = path + ".parts"
+            if not resume and os.path.isdir(self.parts):
+                shutil.rmtree(self.parts)
+            os.makedirs(self.parts, exist_ok=True)
+            if resume and os.path.exists(path) and not self._part_names():
+                os.replace(path, self._part_name(0))   # a finished run: continue it
+        else:
+            self.parts = tempfile.mkdtemp(prefix="deid-fast-parquet-")
+        self.kinds = {}       # field key -> kind unified over the run, in first-seen order
+        self.rows = []
+        self.bytes = 0
+        self.written = 0
+        for name in self._part_names():
+            schema = pq.read_schema(os.path.join(self.parts, name))
+            for field in schema:
+                if field.name not in RECORD_COLUMNS:
+                    self.kinds[field.name] = unify(self.kinds.get(field.name),
+                                                   kind_of_arrow(field.type))
+        self.next_part = len(self._part_names())
+
+    def _part_name(self, number):
+        return os.path.join(self.parts, f"part-{number:06d}.parquet")
+
+    def _part_names(self):
+        return sorted(name for name in os.listdir(self.parts) if name.endswith(".parquet"))
+
+    def done_paths(self):
+        paths = set()
+        for name in self._part_names():
+            paths.update(pq.read_table(os.path.join(self.parts, name),
+                                       columns=["path"]).column(0).to_pylist())
+        return paths
+
+    def write(self, record):
+        self.rows.append(record)
+        self.written += 1
+        if record.fields:
+            self.bytes += _size(record.fields)
+        if len(self.rows) >= PART_ROWS or self.bytes >= PART_BYTES:
+            self._write_part()
+
+    def _write_part(self):
+        rows, self.rows, self.bytes = self.rows, [], 0
+        if not rows:
+            return
+        keys = {}
+        for record in rows:
+            if record.fields:
+                for key, value in record.fields.items():
+                    keys[key] = unify(keys.get(key), kind_of(value))
+        columns = {column: pa.array([getattr(record, column) for record in rows], pa.string())
+                   for column in RECORD_COLUMNS}
+        for key, kind in keys.items():
+            columns[key] = pa.array([convert(record.fields.get(key), kind) if record.fields
+                                     else None for record in rows], arrow_type(kind))
+            self.kinds[key] = unify(self.kinds.get(key), kind)
+        final = self._part_name(self.next_part)
+        pq.write_table(pa.table(columns), final + ".tmp")
+        os.replace(final + ".tmp", final)
+        self.next_part += 1
+
+    def schema(self):
+        return pa.schema([(column, pa.string()) for column in RECORD_COLUMNS] +
+                         [(key, arrow_type(kind)) for key, kind in self.kinds.items()])
+
+    def finish(self):
+        self._write_part()
+        schema = self.schema()
+        partial = None
+        if self.stream is None:
+            partial = self.path + ".partial"
+            writer = pq.ParquetWriter(partial, schema)
+        else:
+            writer = pq.ParquetWriter(pa.PythonFile(self.stream, mode="w"), schema)
+        try:
+            for name in self._part_names():
+                part = pq.ParquetFile(os.path.join(self.parts, name))
+                for group in range(part.num_row_groups):
+                    writer.write_table(self._unified(part.read_row_group(group), schema))
+        finally:
+            writer.close()
+        if partial is not None:
+            os.replace(partial, self.path)
+        else:
+            self.stream.flush()
+        shutil.rmtree(self.parts)
+
+    def _unified(self, table, schema):
+        """`table` (a row group of a part) in the run's schema."""
+        columns = []
+        for field in schema:
+            if field.name not in table.column_names:
+                columns.append(pa.nulls(table.num_rows, field.type))
+                continue
+            column = table.column(field.name)
+            if column.type == field.type:
+                columns.append(column)
+                continue
+            kind = kind_of_arrow(field.type) if field.name not in RECORD_COLUMNS else STR
+            columns.append(pa.array([convert(value, kind) for value in column.to_pylist()],
+                                    field.type))
+        return pa.Table.from_arrays(columns, schema=schema)
+
+    def abandon(self):
+        """A run stopped early: what is written stays in the parts, for --resume."""
+        self._write_part()
+        if self.stream is not None:
+            shutil.rmtree(self.parts)
