@@ -723,6 +723,8 @@ cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_
     vi = vr_index(b0, b1)
     if vi < 0 or not VR_KNOWN[vi]:
         return True
+    if src.tag_at(start, True) == 0x00020000 and not (b0 == b'U' and b1 == b'L'):
+        return True       # pydicom reads the group length as UL whatever its VR says (SQ, ...)
     length = src.u16(start + 6, True)
     if b0 == b'U' and b1 == b'N' and end - start >= 12:
         # pydicom reads a UN of a known tag with the dictionary's VR
