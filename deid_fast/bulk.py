@@ -18,7 +18,7 @@ from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debu
 from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
                              Limits, _as_list, _display_name, _walk, check_errors,
                              identifiers_job, log_skip, read_record, skipped_record)
-from deid_fast.dicomjson import dicom_json
+from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -90,8 +90,14 @@ def read_dicom_json(job, items):
                 else:
                     header = job.limits.scan(name, job.force, job.stop_after)
                     dataset, file_meta = decoded(name, lambda: read_header(header), header)
-                outcomes.append(decoded(
-                    name, lambda: dicom_json(dataset, file_meta, job.options), header))
+                meta, kept = decoded(name, lambda: reported(dataset, file_meta, job.options),
+                                     header)
+                try:
+                    outcomes.append(dicom_json(meta, kept))
+                except Exception as exc:  # noqa: BLE001 - pydicom's writer, on any value
+                    raise InvalidDicomError(
+                        name, "undecodable", "pydicom cannot write it as DICOM JSON: "
+                        f"{type(exc).__name__}: {exc}") from exc
             except InvalidDicomError as exc:
                 outcomes.append(exc)
             finally:

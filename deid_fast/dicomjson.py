@@ -38,12 +38,18 @@ def _reported(dataset, options, is_file_meta, top):
     return kept
 
 
-def dicom_json(dataset, file_meta, options):
-    """The DICOM JSON text (one line) of the reported elements of `dataset` (and of `file_meta`
-    first, with `options.include_file_meta`). Binary values are inline base64 (InlineBinary:
-    no bulk data handler)."""
-    document = {}
+def reported(dataset, file_meta, options):
+    """The data sets of the reported elements: of `file_meta` (None unless
+    `options.include_file_meta`) and of `dataset`. pydicom decodes the values here."""
+    meta = None
     if options.include_file_meta and file_meta is not None:
-        document.update(_reported(file_meta, options, True, True).to_json_dict())
-    document.update(_reported(dataset, options, False, True).to_json_dict())
+        meta = _reported(file_meta, options, True, True)
+    return meta, _reported(dataset, options, False, True)
+
+
+def dicom_json(meta, dataset):
+    """The DICOM JSON text (one line) of `reported()`'s data sets, the file meta first. Binary
+    values are inline base64 (InlineBinary: no bulk data handler)."""
+    document = {} if meta is None else meta.to_json_dict()
+    document.update(dataset.to_json_dict())
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -29,6 +29,9 @@ PART_ROWS = 8192
 PART_BYTES = 64 << 20
 
 INT, FLOAT, STR, BYTES, LIST = "int", "float", "str", "bytes", "list"
+# Kinds stored as str whose values need converting: a sequence item, an int beyond 64 bits.
+JSON, BIG = "json", "big"
+MIXED = "mixed"   # marks the kind of a list whose items are of several kinds
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -40,15 +43,20 @@ def kind_of(value):
     if kind is float:
         return FLOAT
     if kind is int:
-        return INT if _INT64[0] <= value <= _INT64[1] else STR
+        return INT if _INT64[0] <= value <= _INT64[1] else BIG
     if kind is bytes:
         return BYTES
     if kind is list:
         items = None
+        mixed = False
         for item in value:
             if item is not None:
-                items = unify(items, kind_of(item))
-        return LIST, items or STR
+                item_kind = kind_of(item)
+                mixed = mixed or (items is not None and item_kind != items)
+                items = unify(items, item_kind)
+        return (LIST, items or STR, MIXED) if mixed else (LIST, items or STR)
+    if kind is dict:
+        return JSON
     return STR
 
 
@@ -72,7 +80,7 @@ def convert(value, kind):
         return None
     if isinstance(kind, tuple):
         return [convert(item, kind[1]) for item in (value if type(value) is list else [value])]
-    if kind == STR:
+    if kind in (STR, JSON, BIG):
         if type(value) is str:
             return value
         if type(value) is bytes:
@@ -88,7 +96,15 @@ def convert(value, kind):
 def arrow_type(kind):
     if isinstance(kind, tuple):
         return pa.list_(arrow_type(kind[1]))
-    return {INT: pa.int64(), FLOAT: pa.float64(), STR: pa.string(), BYTES: pa.binary()}[kind]
+    return {INT: pa.int64(), FLOAT: pa.float64(), STR: pa.string(), BYTES: pa.binary(),
+            JSON: pa.string(), BIG: pa.string()}[kind]
+
+
+def _as_is(kind):
+    """Whether values all of this kind go to Arrow unconverted."""
+    if isinstance(kind, tuple):
+        return len(kind) == 2 and _as_is(kind[1])
+    return kind not in (JSON, BIG)
 
 
 def kind_of_arrow(data_type):
@@ -162,16 +178,30 @@ class ParquetWriter:
         rows, self.rows, self.bytes = self.rows, [], 0
         if not rows:
             return
-        keys = {}
-        for record in rows:
+        # column by column in one pass over the values: a run's table is wide and sparse
+        values = {}
+        kinds = {}
+        mixed = set()     # keys whose values are of more than one kind: converted one by one
+        count = len(rows)
+        for row, record in enumerate(rows):
             if record.fields:
                 for key, value in record.fields.items():
-                    keys[key] = unify(keys.get(key), kind_of(value))
+                    kind = kind_of(value)
+                    column = values.get(key)
+                    if column is None:
+                        column = values[key] = [None] * count
+                        kinds[key] = kind
+                    elif kind != kinds[key]:
+                        kinds[key] = unify(kinds[key], kind)
+                        mixed.add(key)
+                    column[row] = value
         columns = {column: pa.array([getattr(record, column) for record in rows], pa.string())
                    for column in RECORD_COLUMNS}
-        for key, kind in keys.items():
-            columns[key] = pa.array([convert(record.fields.get(key), kind) if record.fields
-                                     else None for record in rows], arrow_type(kind))
+        for key, kind in kinds.items():
+            column = values[key]
+            if key in mixed or not _as_is(kind):
+                column = [convert(value, kind) for value in column]
+            columns[key] = pa.array(column, arrow_type(kind))
             self.kinds[key] = unify(self.kinds.get(key), kind)
         final = self._part_name(self.next_part)
         pq.write_table(pa.table(columns), final + ".tmp")
@@ -207,11 +237,12 @@ class ParquetWriter:
     def _unified(self, table, schema):
         """`table` (a row group of a part) in the run's schema."""
         columns = []
+        present = {name: number for number, name in enumerate(table.column_names)}
         for field in schema:
-            if field.name not in table.column_names:
+            if field.name not in present:
                 columns.append(pa.nulls(table.num_rows, field.type))
                 continue
-            column = table.column(field.name)
+            column = table.column(present[field.name])
             if column.type == field.type:
                 columns.append(column)
                 continue

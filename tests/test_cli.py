@@ -1,0 +1,419 @@
+"""The bulk issue's command line and outputs, run as a user runs them (a subprocess of the
+installed `deid-fast` script): every format against get_identifiers / iter_identifiers on the
+same files, resume after a killed run, exit statuses, check, progress."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pydicom import dcmread
+
+sys.path.insert(0, os.path.dirname(__file__))
+from compare import assert_same  # noqa: E402
+from corpus import shipped_files  # noqa: E402
+
+from deid_fast import get_files, get_identifiers  # noqa: E402
+from deid_fast.bulk import iter_identifiers  # noqa: E402
+from deid_fast.dicom import DEFAULT_MAX_DEPTH  # noqa: E402
+
+csv.field_size_limit(sys.maxsize)  # cells hold whole values: OverlayData is large
+SCRIPT = Path(sys.executable).with_name("deid-fast")
+COLUMNS = ["path", "entity", "item", "skipped", "reason"]
+
+
+def run(*args, check_status=0, timeout=600, **kwargs):
+    assert SCRIPT.exists(), f"the console script is not installed at {SCRIPT}"
+    done = subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+    if check_status is not None:
+        assert done.returncode == check_status, (done.returncode, done.stderr[-3000:])
+    return done
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """Shipped files in nested folders, with files that are not DICOM among them."""
+    root = tmp_path_factory.mktemp("tree")
+    for number, path in enumerate(shipped_files()):
+        target = root / f"group{number % 5}" / f"sub{number % 3}" / f"{number:04d}.dcm"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    (root / "group1" / "notes.txt").write_text("not DICOM")
+    (root / "group2" / "empty.dcm").write_bytes(b"")
+    return root
+
+
+def b64(value):
+    """The JSON form of an R6 value: bytes as base64 text."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, list):
+        return [b64(item) for item in value]
+    if isinstance(value, dict):
+        return {key: b64(item) for key, item in value.items()}
+    return value
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_help_is_there_for_a_new_user():
+    for args in (["--help"], ["get", "--help"], ["check", "--help"]):
+        out = run(*args).stdout
+        assert "usage: deid-fast" in out
+    out = run("get", "--help").stdout
+    for option in ("--entity-id", "--item-id", "--no-expand-sequences", "--include-private",
+                   "--include-file-meta", "--delimiter", "--skip", "--fields", "--errors",
+                   "--workers", "--resume", "--progress", "--format", "parquet", "dicom-json"):
+        assert option in out
+
+
+def test_jsonl_is_one_record_per_file(tree, tmp_path):
+    out = tmp_path / "ids.jsonl"
+    done = run("get", tree, "-o", out, "--workers", "2")
+    expected = list(iter_identifiers(tree, workers=1))
+    lines = jsonl(out)
+    assert [line["path"] for line in lines] == [record.path for record in expected]
+    for line, record in zip(lines, expected):
+        want = {"path": record.path, "entity": record.entity, "item": record.item,
+                "skipped": record.skipped, "reason": record.reason, "fields": b64(record.fields)}
+        assert_same(line, want, record.path)
+    skipped = sum(1 for record in expected if record.skipped)
+    assert f"{len(expected):,} files" in done.stderr and f"{skipped:,} skipped" in done.stderr
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_json_is_get_identifiers(tree, tmp_path):
+    out = tmp_path / "ids.json"
+    run("get", tree, "-o", out, "--workers", "2", "--entity-id", "PatientName",
+        "--no-expand-sequences")
+    expected = get_identifiers(str(tree), entity_id="PatientName", expand_sequences=False)
+    with open(out, encoding="utf-8") as handle:
+        assert_same(json.load(handle), b64(expected), "json")
+
+
+def test_options_reach_the_reader(tree, tmp_path):
+    out = tmp_path / "ids.jsonl"
+    run("get", tree, "-o", out, "--include-private", "--include-file-meta", "--delimiter", "__",
+        "--skip", "PatientName", "--skip", "ReferencedImageSequence", "--item-id",
+        "StudyInstanceUID", "--config", Path(__file__).with_name("cli_config.json"))
+    expected = list(iter_identifiers(tree, workers=1, include_private=True,
+                                     include_file_meta=True, delimiter="__",
+                                     skip_fields=["PatientName", "ReferencedImageSequence"],
+                                     item_id="StudyInstanceUID",
+                                     config=Path(__file__).with_name("cli_config.json")))
+    assert_same([line["fields"] for line in jsonl(out)],
+                [b64(record.fields) for record in expected], "fields")
+    assert any("(0019,1" in key for line in jsonl(out) for key in (line["fields"] or {}))
+
+    run("get", tree, "-o", out, "--fields", "PatientID, StudyDate", "--errors", "warn")
+    for line in jsonl(out):
+        assert set(line["fields"] or {}) <= {"PatientID", "StudyDate", "SOPInstanceUID"}
+
+
+def csv_cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        return json.dumps(b64(value), ensure_ascii=False)
+    if isinstance(value, list):
+        return "\\".join(csv_cell(item) for item in value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+@pytest.mark.parametrize("expand", [True, False])
+def test_csv_has_a_column_per_field_key_of_the_run(tree, tmp_path, expand):
+    out = tmp_path / "ids.csv"
+    run("get", tree, "-o", out, *([] if expand else ["--no-expand-sequences"]))
+    expected = list(iter_identifiers(tree, workers=1, expand_sequences=expand))
+    keys = list(dict.fromkeys(key for record in expected for key in (record.fields or {})))
+    with open(out, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == COLUMNS + keys
+    assert len(rows) == len(expected) + 1
+    for row, record in zip(rows[1:], expected):
+        fields = record.fields or {}
+        want = [csv_cell(value) for value in record[:3]] + [
+            csv_cell(record.skipped), csv_cell(record.reason)] + [
+            csv_cell(fields.get(key)) for key in keys]
+        assert row == want, record.path
+    assert len(pd.read_csv(out, low_memory=False)) == len(expected)
+
+
+def expected_cell(value, data_type):
+    """A value of a file as the unified column type holds it (the issue's rules)."""
+    if value is None:
+        return None
+    if pa.types.is_list(data_type):
+        return [expected_cell(item, data_type.value_type)
+                for item in (value if isinstance(value, list) else [value])]
+    if data_type == pa.string():
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode("ascii")
+        if isinstance(value, dict):
+            return json.dumps(b64(value), ensure_ascii=False)
+        return value if isinstance(value, str) else str(value)
+    if data_type == pa.float64():
+        return float(value)
+    return value
+
+
+def same_cell(got, want):
+    if isinstance(want, float) and math.isnan(want):
+        return isinstance(got, float) and math.isnan(got)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            same_cell(a, b) for a, b in zip(got, want))
+    return type(got) is type(want) and got == want
+
+
+@pytest.mark.parametrize("expand", [True, False])
+def test_parquet_is_one_table_one_row_per_file(tree, tmp_path, expand):
+    out = tmp_path / "ids.parquet"
+    run("get", tree, "-o", out, "--workers", "2", *([] if expand else ["--no-expand-sequences"]))
+    expected = list(iter_identifiers(tree, workers=1, expand_sequences=expand))
+    frame = pd.read_parquet(out)          # what a user does
+    assert len(frame) == len(expected)
+    assert list(frame["path"]) == [record.path for record in expected]
+    table = pq.read_table(out)
+    keys = list(dict.fromkeys(key for record in expected for key in (record.fields or {})))
+    assert table.column_names == COLUMNS + keys
+    rows = table.to_pylist()
+    for row, record in zip(rows, expected):
+        assert [row[column] for column in COLUMNS] == list(record[:3]) + [record.skipped,
+                                                                          record.reason]
+        for key in keys:
+            want = expected_cell((record.fields or {}).get(key), table.schema.field(key).type)
+            assert same_cell(row[key], want), (record.path, key, row[key], want)
+    assert not (tmp_path / "ids.parquet.parts").exists()
+
+
+def test_parquet_unifies_types_across_parts(tmp_path, monkeypatch):
+    """Types unified across the run: int and str -> str, int and float -> float, scalar and
+    list -> list, bytes and str -> str (base64), missing -> null; parts written with narrower
+    types are converted when the table is put together."""
+    from deid_fast import parquet
+    from deid_fast.dicom import Record
+    monkeypatch.setattr(parquet, "PART_ROWS", 2)
+    records = [Record("a", "e", "1", {"A": 5, "B": 1, "C": 2.5, "D": b"\x00\x01", "E": b"x",
+                                      "H": [1, "x", 2.5], "I": [1, 2.5]}),
+               Record("b", "e", "2", {"A": 7, "B": 2, "C": [1.0, 2.0], "F": [{"K": "v"}]}),
+               Record("c", "e", "3", {"A": "x", "B": 2.5, "C": 3.0, "D": "text", "G": 2 ** 70}),
+               Record("d", None, None, None, "not-dicom", "no DICM")]
+    writer = parquet.ParquetWriter(str(tmp_path / "t.parquet"))
+    for record in records:
+        writer.write(record)
+    writer.finish()
+    table = pq.read_table(tmp_path / "t.parquet")
+    types = {field.name: field.type for field in table.schema}
+    assert types["A"] == pa.string() and types["B"] == pa.float64()
+    assert types["C"] == pa.list_(pa.float64()) and types["D"] == pa.string()
+    assert types["E"] == pa.binary() and types["F"] == pa.list_(pa.string())
+    assert types["G"] == pa.string() and types["H"] == pa.list_(pa.string())
+    assert types["I"] == pa.list_(pa.float64())
+    columns = table.to_pydict()
+    assert columns["A"] == ["5", "7", "x", None]
+    assert columns["B"] == [1.0, 2.0, 2.5, None]
+    assert columns["C"] == [[2.5], [1.0, 2.0], [3.0], None]
+    assert columns["D"] == ["AAE=", None, "text", None]
+    assert columns["E"] == [b"x", None, None, None]
+    assert columns["F"] == [None, ['{"K": "v"}'], None, None]
+    assert columns["G"] == [None, None, str(2 ** 70), None]
+    assert columns["H"][0] == ["1", "x", "2.5"] and columns["I"][0] == [1.0, 2.5]
+    assert columns["skipped"] == [None, None, None, "not-dicom"]
+
+
+def reference_dicom_json(path, skip=("PixelData",)):
+    """pydicom's to_json_dict of the elements get_fields reports, filtered independently."""
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.dataset import Dataset
+
+    def keep(dataset):
+        kept = Dataset()
+        names = set()
+        for element in dataset:
+            tag = element.tag
+            if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+                break
+            name = keyword_for_tag(tag) if not tag.is_private and tag.element else ""
+            if not name or name in skip or name in names:
+                continue
+            if element.VR == "SQ":
+                if not element.value:
+                    continue
+                element.value = [keep(item) for item in element.value]
+            elif element.value in (None, "", b"") or (
+                    isinstance(element.value, (list, tuple)) and len(element.value) == 0):
+                continue
+            names.add(name)
+            kept.add(element)
+        return kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # pydicom's notes on odd values
+        document = keep(dcmread(path, force=True, stop_before_pixels=True)).to_json_dict()
+    return json.loads(json.dumps(document))  # as it reads back: UID and PersonName are str
+
+
+def test_dicom_json_is_pydicoms_for_the_same_elements(tree, tmp_path):
+    """One DICOM JSON object per file read, in input order, equal to pydicom's to_json_dict of
+    the elements get_fields reports; a file pydicom cannot write as DICOM JSON is skipped."""
+    out = tmp_path / "ids.djson"
+    done = run("get", tree, "-o", out, "--format", "dicom-json", "--workers", "2")
+    expected, unwritable = [], []
+    for record in iter_identifiers(tree, workers=1):
+        if record.skipped is None or record.skipped.startswith("no-"):
+            try:
+                expected.append(reference_dicom_json(record.path))
+            except ValueError:         # e.g. an IS of "1A": DICOM JSON needs a number
+                unwritable.append(record.path)
+    lines = jsonl(out)
+    assert len(lines) == len(expected)
+    for line, want in zip(lines, expected):
+        assert_same(line, want, "dicom-json")
+    assert unwritable and all(f"{path}: pydicom cannot write it as DICOM JSON" in done.stderr
+                              for path in unwritable)
+
+
+def test_standard_output(tree):
+    done = run("get", tree / "group0", "-o", "-")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["path"] for line in lines] == list(get_files(tree / "group0", check=False))
+    done = run("get", tree / "group0", "-o", "-", "--format", "csv")
+    assert next(csv.reader(done.stdout.splitlines())) [:5] == COLUMNS
+
+
+def test_exit_statuses(tree, tmp_path):
+    assert run("get", tree, check_status=2).returncode == 2                    # no -o
+    done = run("get", tree, "-o", tmp_path / "x.jsonl", "--entity-id", "NotAKeyword",
+               check_status=2)
+    assert "NotAKeyword" in done.stderr
+    done = run("get", tree, "-o", tmp_path / "x.unknown", check_status=2)
+    assert "--format" in done.stderr
+    done = run("get", tree, "-o", tmp_path / "x.csv", "--resume", check_status=2)
+    assert "--resume" in done.stderr
+    done = run("get", tree, "-o", tmp_path / "x.jsonl", "--workers", "0", check_status=2)
+    done = run("get", tree, "-o", tmp_path / "x.jsonl", "--errors", "raise", check_status=1)
+    first_bad = next(r for r in iter_identifiers(tree, workers=1)
+                     if r.skipped and not r.skipped.startswith("no-"))
+    assert first_bad.path in done.stderr
+    assert not (tmp_path / "x.jsonl").exists()   # a run that stopped leaves no output file
+    run("get", tmp_path / "does-not-exist", "-o", tmp_path / "y.jsonl")        # reported: 0
+    assert jsonl(tmp_path / "y.jsonl")[0]["skipped"] == "unreadable"
+
+
+def test_check_lists_what_is_and_is_not_dicom(tree):
+    done = run("check", tree, "--workers", "2")
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    valid = set(get_files(tree, check=True, force=True))   # what `get` reads (no --no-force)
+    assert [row[1] for row in rows] == list(get_files(tree, check=False))
+    for row in rows:
+        assert (row[0] == "dicom") == (row[1] in valid), row
+        assert (len(row) == 3) == (row[0] != "dicom")
+    assert "not DICOM" in done.stderr
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(tree, tmp_path):
+    shown = run("get", tree, "-o", tmp_path / "a.jsonl", "--progress")
+    assert " files [" in shown.stderr and " files/s]" in shown.stderr    # tqdm's bar
+    hidden = run("get", tree, "-o", tmp_path / "b.jsonl")
+    assert " files [" not in hidden.stderr
+    assert hidden.stderr.strip().splitlines()[-1].startswith("deid-fast: ")
+
+
+# --- resume ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """About 24,000 files (hard links of the shipped ones), enough for a run to be killed."""
+    root = tmp_path_factory.mktemp("many")
+    files = [path for path in shipped_files() if os.path.getsize(path) < 2_000_000]
+    for copy in range(24_000 // len(files) + 1):
+        folder = root / f"{copy:03d}"
+        folder.mkdir()
+        for number, path in enumerate(files):
+            os.link(path, folder / f"{number:04d}.dcm")
+    return root
+
+
+def kill_when(process, ready, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def start(*args):
+    return subprocess.Popen([str(SCRIPT), *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def test_jsonl_resume_after_a_killed_run(many, tmp_path):
+    out = tmp_path / "ids.jsonl"
+    partial = tmp_path / "ids.jsonl.partial"
+    process = start("get", many, "-o", out, "--workers", "2")
+    kill_when(process, lambda: partial.exists() and partial.stat().st_size > 200_000)
+    assert not out.exists()                       # never a half-written file under its name
+    before = partial.read_bytes()
+    done = run("get", many, "-o", out, "--workers", "2", "--resume")
+    assert "done before" in done.stderr
+    full = tmp_path / "full.jsonl"
+    run("get", many, "-o", full, "--workers", "2")
+    assert out.read_bytes() == full.read_bytes()  # each file once, in input order
+    assert before.split(b"\n")[0] == full.read_bytes().split(b"\n")[0]
+
+
+def test_parquet_resume_after_a_killed_run(many, tmp_path):
+    out = tmp_path / "ids.parquet"
+    parts = tmp_path / "ids.parquet.parts"
+    process = start("get", many, "-o", out, "--workers", "2")
+    kill_when(process, lambda: parts.exists() and any(parts.glob("*.parquet")))
+    assert not out.exists()
+    assert all(part.suffix == ".parquet" or part.suffix == ".tmp" for part in parts.iterdir())
+    for part in parts.glob("*.parquet"):
+        pq.read_table(part)                       # every complete part is whole
+    run("get", many, "-o", out, "--workers", "2", "--resume")
+    full = tmp_path / "full.parquet"
+    run("get", many, "-o", full, "--workers", "2")
+    resumed, expected = pd.read_parquet(out), pd.read_parquet(full)
+    assert len(resumed) == len(expected) == resumed["path"].nunique()
+    pd.testing.assert_frame_equal(resumed, expected)   # each file once, in input order
+
+
+def test_resume_of_a_finished_run_reads_only_new_files(tree, tmp_path):
+    folder = tmp_path / "grows"
+    shutil.copytree(tree / "group0", folder)
+    out = tmp_path / "ids.jsonl"
+    run("get", folder, "-o", out)
+    first = jsonl(out)
+    shutil.copy(next(Path(tree / "group1").rglob("*.dcm")), folder / "zzz-new.dcm")
+    done = run("get", folder, "-o", out, "--resume")
+    lines = jsonl(out)
+    assert lines[:len(first)] == first
+    assert [line["path"] for line in lines[len(first):]] == [str(folder / "zzz-new.dcm")]
+    assert "1 files" in done.stderr
+
+
+def test_max_depth_option_default_matches_the_api():
+    assert f"default {DEFAULT_MAX_DEPTH}" in run("get", "--help").stdout
