@@ -11,9 +11,11 @@ except ImportError as exc:  # pragma: no cover - depends on how it was imported
         "not an installed deid_fast. Install it (pip install .) and run from another folder, "
         "or build in place with: python setup.py build_ext --inplace") from exc
 
+from deid_fast.bulk import iter_identifiers
 from deid_fast.data import get_dataset
 from deid_fast.dicom import get_fields, get_files, get_identifiers
 from deid_fast.errors import InvalidDicomError
 
 __version__ = "0.1.0"
-__all__ = ["get_identifiers", "get_fields", "get_files", "get_dataset", "InvalidDicomError"]
+__all__ = ["get_identifiers", "get_fields", "get_files", "get_dataset", "InvalidDicomError",
+           "iter_identifiers"]

@@ -12,6 +12,7 @@ import collections
 import logging
 import os
 import sys
+import textwrap
 import threading
 import time
 
@@ -99,9 +100,10 @@ def parser():
     get = commands.add_parser(
         "get", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write the identifiers of every file to OUT",
-        description="Write the identifying header fields of every DICOM file under PATH to OUT. "
-                    "Files that are not DICOM are reported (a WARNING each, and a row saying "
-                    "why in jsonl, csv and parquet) and the run goes on.",
+        description=textwrap.fill(
+            "Write the identifying header fields of every DICOM file under PATH to OUT. Files "
+            "that are not DICOM are reported (a WARNING each, and a row saying why in jsonl, "
+            "csv and parquet) and the run goes on.", 88),
         epilog=FORMAT_HELP + "\n" + EXAMPLES)
     _common(get)
     get.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -136,10 +138,10 @@ def parser():
     check = commands.add_parser(
         "check", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="list which files are DICOM, and why the others are not",
-        description="For every file under PATH, print a line: 'dicom<TAB>PATH' for a file "
-                    "whose header deid-fast reads, else 'KIND<TAB>PATH<TAB>REASON'. Only the "
-                    "header's structure is checked (as get_files(check=True) does), not its "
-                    "values.")
+        description=textwrap.fill(
+            "For every file under PATH, print a line: 'dicom<TAB>PATH' for a file whose header "
+            "deid-fast reads, else 'KIND<TAB>PATH<TAB>REASON'. Only the header's structure is "
+            "checked (as get_files(check=True) does), not its values.", 88))
     _common(check)
     check.add_argument("-o", "--output", default="-", metavar="OUT",
                        help="write the list here (default: standard output)")

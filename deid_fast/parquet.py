@@ -1,8 +1,8 @@
 """The Parquet output: one table, one row per file, one column per field key, types unified
 across the run (needs pyarrow: `pip install 'deid-fast[parquet]'`).
 
-Rows are written in parts of bounded size (`PART_ROWS` rows or about `PART_BYTES` bytes of
-values) to `OUT.parts/`, each under a temporary name renamed when complete, so a killed run
+Rows are written in parts of bounded size (`PART_ROWS` rows, `PART_CELLS` rows x columns, or
+about `PART_BYTES` bytes of values) to `OUT.parts/`, each under a temporary name renamed when complete, so a killed run
 leaves only whole parts, which `resume` continues from. `finish()` writes the parts into one
 file, each part a row group, converting the columns whose type the run widened, and renames it
 to OUT.
@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - the message is tested with pyarrow ins
 
 PART_ROWS = 8192
 PART_BYTES = 64 << 20
+#: Rows x columns per part: a run over heterogeneous files has thousands of sparse columns,
+#: and a part's memory (and the writer's, per column) grows with both.
+PART_CELLS = 4_000_000
 
 INT, FLOAT, STR, BYTES, LIST = "int", "float", "str", "bytes", "list"
 # Kinds stored as str whose values need converting: a sequence item, an int beyond 64 bits.
@@ -144,6 +147,7 @@ class ParquetWriter:
         self.kinds = {}       # field key -> kind unified over the run, in first-seen order
         self.rows = []
         self.bytes = 0
+        self.part_keys = set()
         self.written = 0
         for name in self._part_names():
             schema = pq.read_schema(os.path.join(self.parts, name))
@@ -171,11 +175,14 @@ class ParquetWriter:
         self.written += 1
         if record.fields:
             self.bytes += _size(record.fields)
-        if len(self.rows) >= PART_ROWS or self.bytes >= PART_BYTES:
+            self.part_keys.update(record.fields)
+        if (len(self.rows) >= PART_ROWS or self.bytes >= PART_BYTES or
+                len(self.rows) * (len(self.part_keys) + len(RECORD_COLUMNS)) >= PART_CELLS):
             self._write_part()
 
     def _write_part(self):
         rows, self.rows, self.bytes = self.rows, [], 0
+        self.part_keys = set()
         if not rows:
             return
         # column by column in one pass over the values: a run's table is wide and sparse

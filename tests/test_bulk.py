@@ -209,6 +209,10 @@ def test_a_worker_killed_mid_run_loses_nothing(mixed):
         assert_same(list(record), list(want), record.path)
 
 
+def test_iter_identifiers_is_exported():
+    assert deid_fast.iter_identifiers is iter_identifiers and "iter_identifiers" in deid_fast.__all__
+
+
 def test_record_is_a_plain_named_tuple():
     record = Record("a.dcm", "e", "i", {"PatientID": "e"})
     assert record.skipped is None and record.reason is None
