@@ -193,12 +193,13 @@ class Summary:
         if skipped is not None:
             self.skipped[skipped] += 1
 
-    def line(self, written, what, where):
+    def line(self, outcome, skipped_as="skipped"):
+        """`deid-fast: N files, <outcome>, M skipped (kind: n, ...), T s, R files/s`."""
         seconds = time.perf_counter() - self.started
         skipped = sum(self.skipped.values())
         kinds = ", ".join(f"{kind}: {count:,}" for kind, count in self.skipped.most_common())
-        return (f"deid-fast: {self.files:,} files, {written:,} {what} written to {where}, "
-                f"{skipped:,} skipped{f' ({kinds})' if kinds else ''}, {seconds:.1f} s, "
+        return (f"deid-fast: {self.files:,} files, {outcome}, {skipped:,} {skipped_as}"
+                f"{f' ({kinds})' if kinds else ''}, {seconds:.1f} s, "
                 f"{self.files / seconds if seconds else 0:,.0f} files/s")
 
 
@@ -302,7 +303,8 @@ def _get(args):
     where = "standard output" if args.output == "-" else args.output
     what = {"json": "items", "dicom-json": "objects"}.get(fmt, "rows")
     done_note = f" ({len(done):,} done before)" if done else ""
-    print(summary.line(writer.written, what, where) + done_note, file=sys.stderr)
+    print(summary.line(f"{writer.written:,} {what} written to {where}") + done_note,
+          file=sys.stderr)
     return 0
 
 
@@ -329,9 +331,8 @@ def _check(args):
             out.close()
     if out is not sys.stdout:
         os.replace(args.output + ".partial", args.output)
-    skipped = sum(summary.skipped.values())
-    print(summary.line(summary.files - skipped, "DICOM files", "the list").replace(
-        " skipped", " not DICOM"), file=sys.stderr)
+    dicom = summary.files - sum(summary.skipped.values())
+    print(summary.line(f"{dicom:,} DICOM", "not DICOM"), file=sys.stderr)
     return 0
 
 

@@ -297,7 +297,11 @@ def test_standard_output(tree):
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [line["path"] for line in lines] == list(get_files(tree / "group0", check=False))
     done = run("get", tree / "group0", "-o", "-", "--format", "csv")
-    assert next(csv.reader(done.stdout.splitlines())) [:5] == COLUMNS
+    assert next(csv.reader(done.stdout.splitlines()))[:5] == COLUMNS
+    binary = subprocess.run([str(SCRIPT), "get", str(tree / "group0"), "-o", "-", "--format",
+                             "parquet"], capture_output=True, timeout=600, check=True)
+    table = pq.read_table(pa.BufferReader(binary.stdout))
+    assert table.column("path").to_pylist() == [line["path"] for line in lines]
 
 
 def test_exit_statuses(tree, tmp_path):
@@ -399,6 +403,29 @@ def test_parquet_resume_after_a_killed_run(many, tmp_path):
     resumed, expected = pd.read_parquet(out), pd.read_parquet(full)
     assert len(resumed) == len(expected) == resumed["path"].nunique()
     pd.testing.assert_frame_equal(resumed, expected)   # each file once, in input order
+
+
+def test_interrupted_run_exits_130_and_resumes(many, tmp_path):
+    """Ctrl-C: the workers stop, what was read is kept (the Parquet rows in memory are written
+    as a part), exit status 130, and --resume finishes the run."""
+    out = tmp_path / "ids.parquet"
+    parts = tmp_path / "ids.parquet.parts"
+    process = subprocess.Popen([str(SCRIPT), "get", str(many), "-o", str(out), "--workers", "2"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (parts.exists() and any(parts.glob("*.parquet"))):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and not out.exists()
+    kept = sum(pq.read_metadata(part).num_rows for part in parts.glob("*.parquet"))
+    assert kept > 0
+    done = run("get", many, "-o", out, "--workers", "2", "--resume")
+    assert f"({kept:,} done before)" in done.stderr
+    assert pd.read_parquet(out, columns=["path"])["path"].tolist() == list(
+        get_files(many, check=False))
 
 
 def test_resume_of_a_finished_run_reads_only_new_files(tree, tmp_path):
