@@ -194,7 +194,13 @@ def outcomes(read, items, job, workers, ordered=True):
 
 def records(items, job, errors, workers, ordered=True):
     """A Record per item of `files()`; skips are logged, and raise with errors="raise"."""
-    for _item, outcome in outcomes(read_identifiers, items, job, _workers(workers), ordered):
+    return records_of(outcomes(read_identifiers, items, job, _workers(workers), ordered), errors)
+
+
+def records_of(pairs, errors):
+    """The Records of `read_identifiers`' `(item, outcome)` pairs, in their order: a skip is
+    logged, or raised with errors="raise"."""
+    for _item, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
             if errors == "raise":
                 raise outcome
@@ -239,7 +245,13 @@ class _CheckJob:
 
 def iter_dicom_json(items, job, errors, workers, ordered=True):
     """`(path, DICOM JSON text or skipped Record)` per item of `files()`."""
-    for item, outcome in outcomes(read_dicom_json, items, job, _workers(workers), ordered):
+    return dicom_json_of(outcomes(read_dicom_json, items, job, _workers(workers), ordered),
+                         errors)
+
+
+def dicom_json_of(pairs, errors):
+    """`read_dicom_json`'s `(item, outcome)` pairs as `(path, text or skipped Record)`."""
+    for item, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
             if errors == "raise":
                 raise outcome

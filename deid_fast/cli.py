@@ -18,8 +18,8 @@ import time
 
 from deid_fast import bulk, writers
 from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
-                             ENGINES, check_errors, group, identifiers_job,
-                             skipped_record)
+                             ENGINES, Record, check_errors, group,
+                             identifiers_job, log_skip, skipped_record)
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -132,6 +132,10 @@ def parser():
     fields.add_argument("--config", metavar="JSON", help="a deid_fast config.json")
     fields.add_argument("--engine", choices=ENGINES, default="native",
                         help="native (default) or pydicom (the parser of record, slower)")
+    get.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on the Dask scheduler at ADDRESS (tcp://host:8786); its workers "
+                          "read the files, so PATH must be on a filesystem they share "
+                          "(needs deid-fast[dask])")
     get.add_argument("--errors", choices=("warn", "raise"), default="warn",
                      help="warn (default): skip bad files; raise: stop at the first (exit 1)")
 
@@ -164,13 +168,13 @@ class Progress:
                             smoothing=0.1, mininterval=0.5)
         self.counter = None
 
-    def update(self):
+    def update(self, files=1):
         if self.bar is None:
             return
         if self.counter is None:  # started after the workers, which are forked
             self.counter = threading.Thread(target=self._count, daemon=True)
             self.counter.start()
-        self.bar.update()
+        self.bar.update(files)
 
     def _count(self):
         total = sum(1 for _ in bulk.files(self.paths)) - self.already_done
@@ -192,6 +196,10 @@ class Summary:
         self.files += 1
         if skipped is not None:
             self.skipped[skipped] += 1
+
+    def count_many(self, files, skipped_kinds):
+        self.files += files
+        self.skipped.update(skipped_kinds)
 
     def line(self, outcome, skipped_as="skipped"):
         """`deid-fast: N files, <outcome>, M skipped (kind: n, ...), T s, R files/s`."""
@@ -266,8 +274,10 @@ def _get(args):
     try:
         fmt = writers.format_of(args.output if args.output != "-" else "",
                                 args.format or ("jsonl" if args.output == "-" else None))
-        job = identifiers_job(**_options(args))
+        options = _options(args)
+        job = identifiers_job(**options)
         check_errors(args.errors)
+        cluster = _cluster(args.scheduler) if args.scheduler else None
         writer = _writer(fmt, args.output, args.resume, lambda records: group(records, job))
     except (ValueError, TypeError, OSError, writers.OutputError) as exc:
         raise UsageError(str(exc)) from exc
@@ -280,8 +290,13 @@ def _get(args):
     summary = Summary()
     finished = False
     try:
-        if fmt == "dicom-json":
-            for path, outcome in bulk.iter_dicom_json(items, job, args.errors, args.workers):
+        if cluster is not None and fmt == "parquet":
+            _parquet_on_cluster(cluster, items, options, args.errors, writer, summary, progress)
+        elif fmt == "dicom-json":
+            pairs = (cluster.outcomes(bulk.read_dicom_json, items, options, cluster.client)
+                     if cluster else bulk.outcomes(bulk.read_dicom_json, items, job,
+                                                   bulk._workers(args.workers)))
+            for path, outcome in bulk.dicom_json_of(pairs, args.errors):
                 if isinstance(outcome, str):
                     writer.write(path, outcome)
                     summary.count(None)
@@ -289,7 +304,10 @@ def _get(args):
                     summary.count(outcome.skipped)
                 progress.update()
         else:
-            for record in bulk.records(items, job, args.errors, args.workers):
+            records = (bulk.records_of(cluster.outcomes(bulk.read_identifiers, items, options,
+                                                        cluster.client), args.errors)
+                       if cluster else bulk.records(items, job, args.errors, args.workers))
+            for record in records:
                 writer.write(record)
                 summary.count(record.skipped)
                 progress.update()
@@ -300,12 +318,40 @@ def _get(args):
             writer.abandon()
         progress.close()
         logger.removeHandler(handler)
+        if cluster is not None:
+            cluster.client.close()
     where = "standard output" if args.output == "-" else args.output
     what = {"json": "items", "dicom-json": "objects"}.get(fmt, "rows")
     done_note = f" ({len(done):,} done before)" if done else ""
     print(summary.line(f"{writer.written:,} {what} written to {where}") + done_note,
           file=sys.stderr)
     return 0
+
+
+def _cluster(address):
+    """deid_fast.dask, with a client of the Dask scheduler at `address` as `.client`."""
+    try:
+        from distributed import Client
+
+        from deid_fast import dask as cluster
+    except ImportError as exc:
+        raise UsageError(f"--scheduler needs Dask: pip install 'deid-fast[dask]' ({exc})") from exc
+    try:
+        cluster.client = Client(address, timeout=30)
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    return cluster
+
+
+def _parquet_on_cluster(cluster, items, options, errors, writer, summary, progress):
+    """Each Dask task writes its chunk's part; the parts are put together here, as locally."""
+    for kinds, count, skipped in cluster.write_parts(items, options, errors, writer.parts,
+                                                     writer.next_part, cluster.client):
+        writer.add_part(kinds, count)
+        for path, kind, reason in skipped:
+            log_skip(Record(path, None, None, None, kind, reason))
+        summary.count_many(count, [kind for _path, kind, _reason in skipped])
+        progress.update(count)
 
 
 def _check(args):

@@ -9,6 +9,7 @@ import collections
 import contextlib
 import io
 import logging
+import threading
 import warnings
 
 from pydicom import config as pydicom_config
@@ -41,22 +42,30 @@ _MODULE_DEFAULTS = {
 _SETTINGS_DEFAULTS = {"_reading_validation_mode": None, "_infer_sq_for_un_vr": True}
 
 
+#: pydicom's settings, its logger and Python's warnings filters are process-wide: one thread
+#: reads at a time (the decoder holds the GIL anyway).
+_READING = threading.RLock()
+
+
 @contextlib.contextmanager
 def pydicom_defaults():
-    """Read with pydicom's default settings, restoring the caller's afterwards."""
-    saved_module = {name: getattr(pydicom_config, name) for name in _MODULE_DEFAULTS}
-    saved_settings = {name: getattr(pydicom_config.settings, name) for name in _SETTINGS_DEFAULTS}
-    try:
-        for name, value in _MODULE_DEFAULTS.items():
-            setattr(pydicom_config, name, value)
-        for name, value in _SETTINGS_DEFAULTS.items():
-            setattr(pydicom_config.settings, name, value)
-        yield
-    finally:
-        for name, value in saved_module.items():
-            setattr(pydicom_config, name, value)
-        for name, value in saved_settings.items():
-            setattr(pydicom_config.settings, name, value)
+    """Read with pydicom's default settings, restoring the caller's afterwards; one thread at a
+    time."""
+    with _READING:
+        saved_module = {name: getattr(pydicom_config, name) for name in _MODULE_DEFAULTS}
+        saved_settings = {name: getattr(pydicom_config.settings, name)
+                          for name in _SETTINGS_DEFAULTS}
+        try:
+            for name, value in _MODULE_DEFAULTS.items():
+                setattr(pydicom_config, name, value)
+            for name, value in _SETTINGS_DEFAULTS.items():
+                setattr(pydicom_config.settings, name, value)
+            yield
+        finally:
+            for name, value in saved_module.items():
+                setattr(pydicom_config, name, value)
+            for name, value in saved_settings.items():
+                setattr(pydicom_config.settings, name, value)
 
 
 class _Collect(logging.Handler):

@@ -127,6 +127,92 @@ def _size(fields):
                                   if type(value) is str or type(value) is bytes)
 
 
+def table_of(rows, final=None):
+    """The Arrow table of `rows` (Records) and the kinds its values need, by key. With
+    `final` (key -> kind for every field column of the run, in order) the table has exactly
+    those columns, values converted to them."""
+    # column by column in one pass over the values: a run's table is wide and sparse
+    values = {}
+    kinds = {}
+    mixed = set()     # keys whose values are of more than one kind: converted one by one
+    count = len(rows)
+    for row, record in enumerate(rows):
+        if record.fields:
+            for key, value in record.fields.items():
+                kind = kind_of(value)
+                column = values.get(key)
+                if column is None:
+                    column = values[key] = [None] * count
+                    kinds[key] = kind
+                elif kind != kinds[key]:
+                    kinds[key] = unify(kinds[key], kind)
+                    mixed.add(key)
+                column[row] = value
+    if final is not None and not kinds.keys() <= final.keys():
+        raise ValueError(f"columns missing from the final schema: {set(kinds) - set(final)}")
+    columns = {column: pa.array([getattr(record, column) for record in rows], pa.string())
+               for column in RECORD_COLUMNS}
+    for key, kind in (kinds if final is None else final).items():
+        column = values.get(key)
+        if column is None:
+            columns[key] = pa.nulls(count, arrow_type(kind))
+            continue
+        if key in mixed or not _as_is(kind) or kinds[key] != kind:
+            column = [convert(value, kind) for value in column]
+        columns[key] = pa.array(column, arrow_type(kind))
+    return pa.table(columns), kinds
+
+
+def part_path(parts, number):
+    """The name of part `number` in the folder `parts`: parts are put together in name order."""
+    return os.path.join(parts, f"part-{number:06d}.parquet")
+
+
+def write_part(table, path):
+    """Write a part under a temporary name, renamed when complete."""
+    pq.write_table(table, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def schema_of(kinds):
+    """The run's Arrow schema: the record columns, then a column per field key."""
+    return pa.schema([(column, pa.string()) for column in RECORD_COLUMNS] +
+                     [(key, arrow_type(kind)) for key, kind in kinds.items()])
+
+
+def unified(table, schema):
+    """`table` (a row group of a part) in the run's schema."""
+    columns = []
+    present = {name: number for number, name in enumerate(table.column_names)}
+    for field in schema:
+        if field.name not in present:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(present[field.name])
+        if column.type == field.type:
+            columns.append(column)
+            continue
+        kind = kind_of_arrow(field.type) if field.name not in RECORD_COLUMNS else STR
+        columns.append(pa.array([convert(value, kind) for value in column.to_pylist()],
+                                field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def merge(parts, kinds, where):
+    """Write the part files `parts`, in order, as one Parquet file at `where` (a path or a
+    writable binary stream), each row group in the run's schema."""
+    schema = schema_of(kinds)
+    writer = pq.ParquetWriter(where if isinstance(where, str) else pa.PythonFile(where, mode="w"),
+                              schema)
+    try:
+        for path in parts:
+            part = pq.ParquetFile(path)
+            for group in range(part.num_row_groups):
+                writer.write_table(unified(part.read_row_group(group), schema))
+    finally:
+        writer.close()
+
+
 class ParquetWriter:
     def __init__(self, path, resume=False, stream=None):
         if pa is None:
@@ -158,10 +244,16 @@ class ParquetWriter:
         self.next_part = len(self._part_names())
 
     def _part_name(self, number):
-        return os.path.join(self.parts, f"part-{number:06d}.parquet")
+        return part_path(self.parts, number)
 
     def _part_names(self):
         return sorted(name for name in os.listdir(self.parts) if name.endswith(".parquet"))
+
+    def add_part(self, kinds, rows):
+        """Count a part written elsewhere, whose values need `kinds`."""
+        for key, kind in kinds.items():
+            self.kinds[key] = unify(self.kinds.get(key), kind)
+        self.written += rows
 
     def done_paths(self):
         paths = set()
@@ -185,78 +277,24 @@ class ParquetWriter:
         self.part_keys = set()
         if not rows:
             return
-        # column by column in one pass over the values: a run's table is wide and sparse
-        values = {}
-        kinds = {}
-        mixed = set()     # keys whose values are of more than one kind: converted one by one
-        count = len(rows)
-        for row, record in enumerate(rows):
-            if record.fields:
-                for key, value in record.fields.items():
-                    kind = kind_of(value)
-                    column = values.get(key)
-                    if column is None:
-                        column = values[key] = [None] * count
-                        kinds[key] = kind
-                    elif kind != kinds[key]:
-                        kinds[key] = unify(kinds[key], kind)
-                        mixed.add(key)
-                    column[row] = value
-        columns = {column: pa.array([getattr(record, column) for record in rows], pa.string())
-                   for column in RECORD_COLUMNS}
+        table, kinds = table_of(rows)
         for key, kind in kinds.items():
-            column = values[key]
-            if key in mixed or not _as_is(kind):
-                column = [convert(value, kind) for value in column]
-            columns[key] = pa.array(column, arrow_type(kind))
             self.kinds[key] = unify(self.kinds.get(key), kind)
         final = self._part_name(self.next_part)
-        pq.write_table(pa.table(columns), final + ".tmp")
-        os.replace(final + ".tmp", final)
+        write_part(table, final)
         self.next_part += 1
-
-    def schema(self):
-        return pa.schema([(column, pa.string()) for column in RECORD_COLUMNS] +
-                         [(key, arrow_type(kind)) for key, kind in self.kinds.items()])
 
     def finish(self):
         self._write_part()
-        schema = self.schema()
-        partial = None
+        parts = [os.path.join(self.parts, name) for name in self._part_names()]
         if self.stream is None:
             partial = self.path + ".partial"
-            writer = pq.ParquetWriter(partial, schema)
-        else:
-            writer = pq.ParquetWriter(pa.PythonFile(self.stream, mode="w"), schema)
-        try:
-            for name in self._part_names():
-                part = pq.ParquetFile(os.path.join(self.parts, name))
-                for group in range(part.num_row_groups):
-                    writer.write_table(self._unified(part.read_row_group(group), schema))
-        finally:
-            writer.close()
-        if partial is not None:
+            merge(parts, self.kinds, partial)
             os.replace(partial, self.path)
         else:
+            merge(parts, self.kinds, self.stream)
             self.stream.flush()
         shutil.rmtree(self.parts)
-
-    def _unified(self, table, schema):
-        """`table` (a row group of a part) in the run's schema."""
-        columns = []
-        present = {name: number for number, name in enumerate(table.column_names)}
-        for field in schema:
-            if field.name not in present:
-                columns.append(pa.nulls(table.num_rows, field.type))
-                continue
-            column = table.column(present[field.name])
-            if column.type == field.type:
-                columns.append(column)
-                continue
-            kind = kind_of_arrow(field.type) if field.name not in RECORD_COLUMNS else STR
-            columns.append(pa.array([convert(value, kind) for value in column.to_pylist()],
-                                    field.type))
-        return pa.Table.from_arrays(columns, schema=schema)
 
     def abandon(self):
         """A run stopped early: what is written stays in the parts, for --resume."""
