@@ -337,7 +337,7 @@ def _cluster(address):
     except ImportError as exc:
         raise UsageError(f"--scheduler needs Dask: pip install 'deid-fast[dask]' ({exc})") from exc
     try:
-        cluster.client = Client(address, timeout=30)
+        cluster.client = Client(address, timeout=20)
     except OSError as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     return cluster
