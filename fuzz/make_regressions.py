@@ -92,6 +92,26 @@ def main():
           file_meta() + element(0x0008, 0x0005, b"PN", b"ISO_IR 100")
           + element(0x0008, 0x0018, b"UI", b"1.2.3.4") + element(0x0010, 0x0010, b"PN", b"Doe^John"))
 
+    # 6. (from the fuzzer, on the code of 55730a3) an item delimiter (FFFE,E00D)
+    #    whose length field starts with a long VR's letters ("OB\0\0"): pydicom reads it as an
+    #    explicit VR element and takes four more bytes with it; the native scanner took 8.
+    #    Here the four bytes are junk and a sequence delimiter follows, so pydicom reads the file.
+    undefined = 0xFFFFFFFF
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, undefined)
+    write("item-delimiter-with-long-vr-length.dcm",
+          file_meta() + element(0x0008, 0x0018, b"UI", b"1.2.3.4")
+          + struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, undefined) + item
+          + element(0x0008, 0x1155, b"UI", b"1.2.3.5")
+          + struct.pack("<HH", 0xFFFE, 0xE00D) + b"OB\x00\x00" + b"JUNK"
+          + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+          + element(0x0010, 0x0010, b"PN", b"Doe^John"))
+    #    ... and cut short: the four bytes pydicom wants are not there.
+    write("item-delimiter-with-long-vr-length-cut.dcm",
+          file_meta() + element(0x0008, 0x0018, b"UI", b"1.2.3.4")
+          + struct.pack("<HH2sHI", 0x0008, 0x1140, b"SQ", 0, undefined) + item
+          + element(0x0008, 0x1155, b"UI", b"1.2.3.5")
+          + struct.pack("<HH", 0xFFFE, 0xE00D) + b"UN\x00\x00")
+
 
 if __name__ == "__main__":
     main()

@@ -535,6 +535,15 @@ cdef class Walker:
                 if self.top == 0 or frame.end >= 0:
                     self.fail("undecodable", "item delimiter outside an undefined-length item", pos)
                 pos += 8
+                if not frame.implicit:
+                    # pydicom reads the delimiter as an explicit VR element: when its length
+                    # field starts with the letters of a long VR (OB, OW, SQ, UN, UT...), four
+                    # more bytes go with it
+                    vi = vr_index(self.src.buf[pos - 4], self.src.buf[pos - 3])
+                    if vi >= 0 and VR_KNOWN[vi] and VR_LONG[vi]:
+                        if not self.src.have(pos + 4):
+                            self.fail("truncated", "item delimiter is cut short", pos - 8)
+                        pos += 4
                 self.pop()
                 continue
             if self.top == 0:
