@@ -190,6 +190,24 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
         print(lines[-1], flush=True)
 
+    lines += ["", f"## Dask: a LocalCluster of {cores} worker processes (1 thread each)", "",
+              "| run | files/s | vs local pool |", "|---|---:|---:|"]
+    from distributed import Client, LocalCluster
+    from deid_fast import dask as on_dask
+    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pool_rate = files_per_second(
+            lambda: deid_fast.get_identifiers(str(small), workers=cores), count, args.repeats)
+        dask_rate = files_per_second(
+            lambda: on_dask.get_identifiers(str(small), client=client), count, args.repeats)
+        bag_rate = files_per_second(
+            lambda: on_dask.to_bag(str(small)).compute(scheduler=client), count, args.repeats)
+        for name, rate in ((f"get_identifiers(workers={cores}), local process pool", pool_rate),
+                           ("deid_fast.dask.get_identifiers on the cluster", dask_rate),
+                           ("deid_fast.dask.to_bag(...).compute() on the cluster", bag_rate)):
+            lines.append(f"| {name} | {rate:,.0f} | {rate / pool_rate:.2f}x |")
+            print(lines[-1], flush=True)
+
     lines += ["", "## Command line, per format", "",
               "| format | files | workers | files/s | peak memory (PSS), all processes | parent |",
               "|---|---:|---:|---:|---:|---:|"]

@@ -65,6 +65,12 @@ def _name_and_source(item):
 # --- what a worker does with a chunk: one function per kind of output ---------------------------
 
 
+def portable(error):
+    """`error` without its chain of causes (which can hold a scanned header, and which some
+    libraries' pickling, Dask's among them, would send along): what crosses processes."""
+    return InvalidDicomError(error.path, error.kind, error.reason, error.offset)
+
+
 def read_identifiers(job, items):
     """A Record, or the InvalidDicomError, per item."""
     outcomes = []
@@ -74,7 +80,7 @@ def read_identifiers(job, items):
             try:
                 outcomes.append(read_record(source, name, job, flush))
             except InvalidDicomError as exc:
-                outcomes.append(exc)
+                outcomes.append(portable(exc))
     return outcomes
 
 
@@ -99,7 +105,7 @@ def read_dicom_json(job, items):
                         name, "undecodable", "pydicom cannot write it as DICOM JSON: "
                         f"{type(exc).__name__}: {exc}") from exc
             except InvalidDicomError as exc:
-                outcomes.append(exc)
+                outcomes.append(portable(exc))
             finally:
                 flush(name)
     return outcomes
@@ -116,7 +122,7 @@ def check(job, items):
         try:
             job.limits.scan(name, job.force)
         except InvalidDicomError as exc:
-            outcomes.append(exc)
+            outcomes.append(portable(exc))
         else:
             outcomes.append(None)
     return outcomes

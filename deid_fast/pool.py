@@ -9,6 +9,7 @@ does not grow with the number of items, even when one slow task holds back an or
 import collections
 import multiprocessing
 import os
+import pickle
 import signal
 from multiprocessing.connection import wait
 
@@ -49,7 +50,11 @@ def _worker_main(conn, make_handler, args):
             reply = (task_id, True, handler(items))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
             reply = (task_id, False, f"{type(exc).__name__}: {exc}")
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:   # a bug: say so
+            conn.send((task_id, False, f"cannot send the results of {items!r}: "
+                                       f"{type(exc).__name__}: {exc}"))
 
 
 class _Slot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -207,6 +208,20 @@ def test_a_worker_killed_mid_run_loses_nothing(mixed):
     assert [r.path for r in got] == [r.path for r in expected]
     for record, want in zip(got, expected):
         assert_same(list(record), list(want), record.path)
+
+
+def test_outcomes_cross_processes_whatever_pickling_is_installed(mixed):
+    """Importing distributed installs tblib's pickling of exception chains; a bad file's
+    chain once held its scanned header, which cannot be pickled, and the worker died."""
+    import distributed  # noqa: F401
+    from deid_fast.dicom import identifiers_job
+    outcomes = bulk.read_identifiers(identifiers_job(), mixed)
+    back = pickle.loads(pickle.dumps(outcomes))
+    errors = [(o.path, o.kind, o.reason, o.offset) for o in outcomes
+              if isinstance(o, deid_fast.InvalidDicomError)]
+    assert any(kind == "undecodable" for _path, kind, _reason, _offset in errors)
+    assert [(o.path, o.kind, o.reason, o.offset) for o in back
+            if isinstance(o, deid_fast.InvalidDicomError)] == errors
 
 
 def test_iter_identifiers_is_exported():
