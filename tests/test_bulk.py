@@ -224,6 +224,14 @@ def test_outcomes_cross_processes_whatever_pickling_is_installed(mixed):
             if isinstance(o, deid_fast.InvalidDicomError)] == errors
 
 
+def test_a_result_that_cannot_be_sent_is_reported_as_a_bug(mixed, monkeypatch):
+    """A worker whose results cannot be pickled raises TaskFailed in the caller, naming the
+    cause, instead of passing for a dead worker."""
+    monkeypatch.setattr(bulk, "read_record", lambda *args: (lambda: None))   # not picklable
+    with pytest.raises(pool.TaskFailed, match="cannot send the results"):
+        list(iter_identifiers(mixed, workers=2))
+
+
 def test_iter_identifiers_is_exported():
     assert deid_fast.iter_identifiers is iter_identifiers and "iter_identifiers" in deid_fast.__all__
 
