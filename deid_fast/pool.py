@@ -85,12 +85,13 @@ class _Worker:
         return any(tries > 1 for _slot, _index, tries in self.inflight.values())
 
 
-def imap(chunks, workers, make_handler, args, lost, ordered=True):
+def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
     """Yield `(items, results, notes)` for each list of items from `chunks`, where the handler
     `make_handler(*args)`, run in one of `workers` processes, returns `(results, notes)` for
     `items`: a result per item, and a list of notes (log records, say) on them. An item lost
     with its worker gets the result `lost(item, exitcode)`. In input order with `ordered`, else
-    as they finish."""
+    as they finish. The handler may send its results encoded: `decode(results)` gives the
+    list back, here."""
     context = _context()
     pool = [_Worker(context, make_handler, args) for _ in range(workers)]
     window = workers * PREFETCH * 4      # tasks dispatched but not yet yielded, at most
@@ -139,7 +140,7 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True):
                              [worker.process.sentinel for worker in pool]))
             for number, worker in enumerate(pool):
                 if worker.conn in ready or worker.process.sentinel in ready:
-                    while _receive(worker):
+                    while _receive(worker, decode):
                         pass
                     if not worker.process.is_alive():
                         pool[number] = _Worker(context, make_handler, args)
@@ -148,7 +149,7 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True):
         _stop(pool)
 
 
-def _receive(worker):
+def _receive(worker, decode):
     """Take one reply from `worker` if there is one; False when there is none (or it died)."""
     try:
         if not worker.conn.poll():
@@ -159,6 +160,8 @@ def _receive(worker):
     if not ok:
         raise TaskFailed(reply)
     results, notes = reply
+    if decode is not None:
+        results = decode(results)
     slot, index, _tries = worker.inflight.pop(task_id)
     slot.notes.extend(notes)
     if index is None:

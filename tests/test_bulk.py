@@ -2,6 +2,7 @@
 stream with bounded look-ahead, survive a worker that dies, and report every bad file."""
 from __future__ import annotations
 
+import decimal
 import faulthandler
 import logging
 import multiprocessing
@@ -230,8 +231,26 @@ def test_a_result_that_cannot_be_sent_is_reported_as_a_bug(mixed, monkeypatch):
     """A worker whose results cannot be pickled raises TaskFailed in the caller, naming the
     cause, instead of passing for a dead worker."""
     monkeypatch.setattr(bulk, "read_record", lambda *args: (lambda: None))   # not picklable
-    with pytest.raises(pool.TaskFailed, match="cannot send the results"):
+    with pytest.raises(pool.TaskFailed, match="pickle"):
         list(iter_identifiers(mixed, workers=2))
+
+
+def test_outcomes_encode_and_decode_exactly():
+    """The transport between processes keeps every type and value (marshal, else pickle)."""
+    fields = {"A": float("nan"), "B": -0.0, "C": b"\x00\xff", "D": [1, "x", 2.5],
+              "E": [{"K": "v", "L": [b"b"]}], "F": 2 ** 80, "G": "", "H": ["", ""]}
+    outcomes = [Record("a", "e", "i", fields), deid_fast.InvalidDicomError("b", "truncated",
+                                                                           "cut", 12),
+                Record("c", None, None, {"X": 1}, "no-entity", "no PatientID"), None, "text"]
+    back = bulk.decode(bulk.encode(outcomes))
+    assert bulk.encode(outcomes)[:1] == b"M"
+    assert_same([list(o) if isinstance(o, tuple) else o for o in back[:1] + back[2:3]],
+                [list(o) for o in (outcomes[0], outcomes[2])], "records")
+    assert type(back[0]) is Record and back[3:] == [None, "text"]
+    assert (back[1].path, back[1].kind, back[1].reason, back[1].offset) == ("b", "truncated",
+                                                                          "cut", 12)
+    odd = [Record("d", "e", "i", {"Z": decimal.Decimal("1.5")})]     # not marshal: pickled
+    assert bulk.encode(odd)[:1] == b"P" and bulk.decode(bulk.encode(odd)) == odd
 
 
 def test_iter_identifiers_is_exported():
