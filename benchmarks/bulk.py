@@ -31,6 +31,13 @@ from deid_fast import bulk  # noqa: E402
 SCRIPT = Path(sys.executable).with_name("deid-fast")
 
 
+def quiet():
+    """Skipped files would log a WARNING each: not part of what is measured. (Importing
+    distributed re-configures logging, so this is done again after it.)"""
+    logging.disable(logging.WARNING)
+    logging.getLogger("deid_fast").setLevel(logging.ERROR)
+
+
 def build_tree(count: int) -> Path:
     """`count` files in nested folders, hard links of the mixed corpus (built once)."""
     root = corpus.CORPUS_DIR / f"bulk-{count}"
@@ -153,7 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    logging.disable(logging.WARNING)      # duplicates (hard links) would warn on every file
+    quiet()
     small, big = build_tree(args.files), build_tree(args.big)
     out_dir = corpus.CORPUS_DIR / "bulk-out"
     out_dir.mkdir(exist_ok=True)
@@ -194,6 +201,7 @@ def main(argv=None) -> int:
               "| run | files/s | vs local pool |", "|---|---:|---:|"]
     from distributed import Client, LocalCluster
     from deid_fast import dask as on_dask
+    quiet()
     with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         pool_rate = files_per_second(
