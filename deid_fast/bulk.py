@@ -159,9 +159,10 @@ def _worker_handler(read, job, level):
 def encode(outcomes):
     """Outcomes as bytes to cross a process boundary: marshal, twice as fast as pickle on the
     builtins that fields are made of (a Record as its 6-tuple, an InvalidDicomError as a
-    4-tuple); pickle for anything marshal cannot hold."""
+    5-tuple starting with None, other tuples as they are); pickle for anything marshal cannot
+    hold."""
     plain = [tuple(outcome) if type(outcome) is Record else
-             (outcome.path, outcome.kind, outcome.reason, outcome.offset)
+             (None, outcome.path, outcome.kind, outcome.reason, outcome.offset)
              if type(outcome) is InvalidDicomError else outcome for outcome in outcomes]
     try:
         return b"M" + marshal.dumps(plain)
@@ -173,9 +174,16 @@ def decode(data):
     """`encode`'s outcomes back."""
     if data[:1] == b"P":
         return pickle.loads(data[1:])
-    return [Record._make(outcome) if type(outcome) is tuple and len(outcome) == 6 else
-            InvalidDicomError(*outcome) if type(outcome) is tuple else outcome
+    return [_decoded(outcome) if type(outcome) is tuple else outcome
             for outcome in marshal.loads(memoryview(data)[1:])]
+
+
+def _decoded(plain):
+    if len(plain) == 6:
+        return Record._make(plain)
+    if len(plain) == 5 and plain[0] is None:
+        return InvalidDicomError(*plain[1:])
+    return plain
 
 
 def _lost(item, exitcode):

@@ -303,6 +303,14 @@ def _get(args):
                 else:
                     summary.count(outcome.skipped)
                 progress.update()
+        elif fmt == "jsonl":      # the workers write the lines, the parent only copies them
+            pairs = (cluster.outcomes(writers.read_jsonl, items, options, cluster.client)
+                     if cluster else bulk.outcomes(writers.read_jsonl, items, job,
+                                                   bulk._workers(args.workers)))
+            for line, skipped in _jsonl_lines(pairs, args.errors):
+                writer.write_line(line)
+                summary.count(skipped)
+                progress.update()
         else:
             records = (bulk.records_of(cluster.outcomes(bulk.read_identifiers, items, options,
                                                         cluster.client), args.errors)
@@ -326,6 +334,23 @@ def _get(args):
     print(summary.line(f"{writer.written:,} {what} written to {where}") + done_note,
           file=sys.stderr)
     return 0
+
+
+def _jsonl_lines(pairs, errors):
+    """`(line, skipped)` of `writers.read_jsonl`'s outcomes; skips logged as bulk.records_of
+    logs them, and raised with errors="raise"."""
+    for path, outcome in pairs:
+        if isinstance(outcome, InvalidDicomError):
+            if errors == "raise":
+                raise outcome
+            record = skipped_record(outcome)
+            log_skip(record)
+            yield writers.jsonl_line(record), record.skipped
+            continue
+        line, skipped, reason = outcome
+        if skipped is not None:
+            log_skip(Record(path, None, None, None, skipped, reason))
+        yield line, skipped
 
 
 def _cluster(address):

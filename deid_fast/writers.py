@@ -17,7 +17,8 @@ import base64
 import csv
 import json
 import os
-import shutil
+
+from deid_fast.dicom import Record
 
 FORMATS = ("json", "jsonl", "csv", "parquet", "dicom-json")
 EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -142,6 +143,14 @@ def _jsonl_paths(path):
     return paths
 
 
+def read_jsonl(job, items):
+    """In a worker, `bulk.read_identifiers` with each Record already its JSONL line, as
+    `(line, skipped, reason)`: the parent then only writes lines (errors stay errors)."""
+    from deid_fast.bulk import read_identifiers   # bulk is the layer above
+    return [(jsonl_line(outcome), outcome.skipped, outcome.reason)
+            if type(outcome) is Record else outcome for outcome in read_identifiers(job, items)]
+
+
 class JsonlWriter:
     def __init__(self, path, resume=False, stream=None):
         self.out = _Stdout(stream) if stream is not None else _LineFile(path, resume)
@@ -151,7 +160,10 @@ class JsonlWriter:
         return _jsonl_paths(self.out.partial) if isinstance(self.out, _LineFile) else set()
 
     def write(self, record):
-        self.out.write(jsonl_line(record))
+        self.write_line(jsonl_line(record))
+
+    def write_line(self, line):
+        self.out.write(line)
         self.written += 1
 
     def finish(self):

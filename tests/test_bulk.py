@@ -241,12 +241,13 @@ def test_outcomes_encode_and_decode_exactly():
               "E": [{"K": "v", "L": [b"b"]}], "F": 2 ** 80, "G": "", "H": ["", ""]}
     outcomes = [Record("a", "e", "i", fields), deid_fast.InvalidDicomError("b", "truncated",
                                                                            "cut", 12),
-                Record("c", None, None, {"X": 1}, "no-entity", "no PatientID"), None, "text"]
+                Record("c", None, None, {"X": 1}, "no-entity", "no PatientID"), None, "text",
+                ("line", None, None)]
     back = bulk.decode(bulk.encode(outcomes))
     assert bulk.encode(outcomes)[:1] == b"M"
     assert_same([list(o) if isinstance(o, tuple) else o for o in back[:1] + back[2:3]],
                 [list(o) for o in (outcomes[0], outcomes[2])], "records")
-    assert type(back[0]) is Record and back[3:] == [None, "text"]
+    assert type(back[0]) is Record and back[3:] == [None, "text", ("line", None, None)]
     assert (back[1].path, back[1].kind, back[1].reason, back[1].offset) == ("b", "truncated",
                                                                           "cut", 12)
     odd = [Record("d", "e", "i", {"Z": decimal.Decimal("1.5")})]     # not marshal: pickled
