@@ -46,7 +46,10 @@ def files(sources):
             yield path
 
 
-def _chunks(items, files=CHUNK_FILES, size=CHUNK_BYTES):
+def chunked(items, files=None, size=CHUNK_BYTES):
+    """Lists of at most `files` items (default `CHUNK_FILES`, read when called) and about
+    `size` bytes of paths."""
+    files = files or CHUNK_FILES
     chunk = []
     room = size
     for item in items:
@@ -194,7 +197,8 @@ def _lost(item, exitcode):
                              f"the worker process reading it died twice ({how})")
 
 
-def _workers(workers):
+def worker_count(workers):
+    """`workers` checked: None is one per core."""
     if workers is None:
         return pool.default_workers()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -204,8 +208,9 @@ def _workers(workers):
 
 def outcomes(read, items, job, workers, ordered=True):
     """`(item, outcome)` per item of `files()`, `read(job, chunk)` run in `workers` processes
-    (in this one when 1, or when every file fits in one chunk)."""
-    chunks = _chunks(items)
+    (None: one per core; in this one when 1, or when every file fits in one chunk)."""
+    workers = worker_count(workers)
+    chunks = chunked(items)
     first = next(chunks, None)
     if first is None:
         return
@@ -232,7 +237,7 @@ def outcomes(read, items, job, workers, ordered=True):
 
 def records(items, job, errors, workers, ordered=True):
     """A Record per item of `files()`; skips are logged, and raise with errors="raise"."""
-    return records_of(outcomes(read_identifiers, items, job, _workers(workers), ordered), errors)
+    return records_of(outcomes(read_identifiers, items, job, workers, ordered), errors)
 
 
 def records_of(pairs, errors):
@@ -260,7 +265,7 @@ def iter_identifiers(sources, workers=None, ordered=True, errors="warn", **optio
     processes read the files (None: one per core; 1: this process)."""
     job = identifiers_job(**options)
     check_errors(errors)
-    workers = _workers(workers)
+    workers = worker_count(workers)
     return records(files(sources), job, errors, workers, ordered)
 
 
@@ -269,7 +274,7 @@ def check_files(sources, force=False, workers=None, max_depth=DEFAULT_MAX_DEPTH,
     """`(path, error)` per file of `sources`: error is None when the scanner accepts it as DICOM
     (as `get_files(check=True)` decides), else the InvalidDicomError saying why."""
     job = _CheckJob(Limits(max_depth, max_header_bytes, max_elements), force)
-    for item, outcome in outcomes(check, files(sources), job, _workers(workers)):
+    for item, outcome in outcomes(check, files(sources), job, workers):
         yield _name_and_source(item)[0], outcome
 
 
@@ -283,7 +288,7 @@ class _CheckJob:
 
 def iter_dicom_json(items, job, errors, workers, ordered=True):
     """`(path, DICOM JSON text or skipped Record)` per item of `files()`."""
-    return dicom_json_of(outcomes(read_dicom_json, items, job, _workers(workers), ordered),
+    return dicom_json_of(outcomes(read_dicom_json, items, job, workers, ordered),
                          errors)
 
 

@@ -295,7 +295,7 @@ def _get(args):
         elif fmt == "dicom-json":
             pairs = (cluster.outcomes(bulk.read_dicom_json, items, options, cluster.client)
                      if cluster else bulk.outcomes(bulk.read_dicom_json, items, job,
-                                                   bulk._workers(args.workers)))
+                                                   args.workers))
             for path, outcome in bulk.dicom_json_of(pairs, args.errors):
                 if isinstance(outcome, str):
                     writer.write(path, outcome)
@@ -306,7 +306,7 @@ def _get(args):
         elif fmt == "jsonl":      # the workers write the lines, the parent only copies them
             pairs = (cluster.outcomes(writers.read_jsonl, items, options, cluster.client)
                      if cluster else bulk.outcomes(writers.read_jsonl, items, job,
-                                                   bulk._workers(args.workers)))
+                                                   args.workers))
             for line, skipped in _jsonl_lines(pairs, args.errors):
                 writer.write_line(line)
                 summary.count(skipped)

@@ -31,7 +31,7 @@ CHUNK_FILES = 256
 
 def chunks(sources, chunk_files=CHUNK_FILES):
     """The files of `sources`, listed here (folders walked like get_files), in chunks."""
-    return list(bulk._chunks(bulk.files(sources), chunk_files, 1 << 62))
+    return list(bulk.chunked(bulk.files(sources), chunk_files, 1 << 62))
 
 
 def read_chunk(read, options, chunk):
@@ -108,7 +108,7 @@ def outcomes(read, items, options, client, window=None):
     chunk, in input order, with at most `window` chunks in flight or waiting."""
     window = window or 4 * max(1, len(client.scheduler_info().get("workers", {})))
     pending = collections.deque()
-    chunked = bulk._chunks(items, CHUNK_FILES, 1 << 62)
+    chunked = bulk.chunked(items, CHUNK_FILES, 1 << 62)
     for chunk in chunked:
         pending.append((chunk, client.submit(read_encoded, read, options, chunk, pure=False)))
         while len(pending) >= window:
@@ -150,7 +150,7 @@ def write_parts(items, options, errors, parts, first, client, window=None):
     `first`) on `client`'s workers; yields `write_part`'s results in input order."""
     window = window or 4 * max(1, len(client.scheduler_info().get("workers", {})))
     pending = collections.deque()
-    for number, chunk in enumerate(bulk._chunks(items, CHUNK_FILES, 1 << 62), first):
+    for number, chunk in enumerate(bulk.chunked(items, CHUNK_FILES, 1 << 62), first):
         pending.append(client.submit(write_part, options, errors, chunk,
                                      parquet.part_path(parts, number), pure=False))
         while len(pending) >= window:
