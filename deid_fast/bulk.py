@@ -245,12 +245,19 @@ def records_of(pairs, errors):
     logged, or raised with errors="raise"."""
     for _item, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
-            if errors == "raise":
-                raise outcome
-            outcome = skipped_record(outcome)
-        if outcome.skipped is not None:
+            outcome = skip(outcome, errors)
+        elif outcome.skipped is not None:
             log_skip(outcome)
         yield outcome
+
+
+def skip(error, errors):
+    """The Record of a bad file, logged at WARNING; with errors="raise", `error` is raised."""
+    if errors == "raise":
+        raise error
+    record = skipped_record(error)
+    log_skip(record)
+    return record
 
 
 def iter_identifiers(sources, workers=None, ordered=True, errors="warn", **options):
@@ -296,8 +303,5 @@ def dicom_json_of(pairs, errors):
     """`read_dicom_json`'s `(item, outcome)` pairs as `(path, text or skipped Record)`."""
     for item, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
-            if errors == "raise":
-                raise outcome
-            outcome = skipped_record(outcome)
-            log_skip(outcome)
+            outcome = skip(outcome, errors)
         yield _name_and_source(item)[0], outcome

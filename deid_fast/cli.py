@@ -48,24 +48,19 @@ class UsageError(Exception):
     pass
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _whole_number(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
 
 
-def _non_negative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
+_positive, _non_negative = _whole_number(1), _whole_number(0)
 
 
 def _common(parser):
@@ -341,10 +336,7 @@ def _jsonl_lines(pairs, errors):
     logs them, and raised with errors="raise"."""
     for path, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
-            if errors == "raise":
-                raise outcome
-            record = skipped_record(outcome)
-            log_skip(record)
+            record = bulk.skip(outcome, errors)
             yield writers.jsonl_line(record), record.skipped
             continue
         line, skipped, reason = outcome
