@@ -241,7 +241,8 @@ class ParquetWriter:
                 if field.name not in RECORD_COLUMNS:
                     self.kinds[field.name] = unify(self.kinds.get(field.name),
                                                    kind_of_arrow(field.type))
-        self.next_part = len(self._part_names())
+        # after the highest: parts written by Dask workers can leave gaps when a run is killed
+        self.next_part = 1 + max((int(name[5:-8]) for name in self._part_names()), default=-1)
 
     def _part_name(self, number):
         return part_path(self.parts, number)

@@ -241,6 +241,22 @@ def test_parquet_unifies_types_across_parts(tmp_path, monkeypatch):
     assert columns["skipped"] == [None, None, None, "not-dicom"]
 
 
+def test_parquet_resume_numbers_parts_after_the_highest(tmp_path):
+    """Parts a killed cluster run leaves can have gaps: new parts never overwrite old ones."""
+    from deid_fast import parquet
+    from deid_fast.dicom import Record
+    out = str(tmp_path / "t.parquet")
+    os.makedirs(out + ".parts")
+    for number, path in ((0, "a"), (3, "b")):
+        table, _ = parquet.table_of([Record(path, "e", path, {"PatientID": "e"})])
+        parquet.write_part(table, parquet.part_path(out + ".parts", number))
+    writer = parquet.ParquetWriter(out, resume=True)
+    assert writer.next_part == 4 and writer.done_paths() == {"a", "b"}
+    writer.write(Record("c", "e", "c", {"PatientID": "e", "StudyDate": "20200101"}))
+    writer.finish()
+    assert pq.read_table(out).column("path").to_pylist() == ["a", "b", "c"]
+
+
 def reference_dicom_json(path, skip=("PixelData",)):
     """pydicom's to_json_dict of the elements get_fields reports, filtered independently."""
     from pydicom.datadict import keyword_for_tag
