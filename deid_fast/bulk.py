@@ -46,16 +46,16 @@ def files(sources):
             yield path
 
 
-def chunked(items, files=None, size=CHUNK_BYTES):
-    """Lists of at most `files` items (default `CHUNK_FILES`, read when called) and about
+def chunked(items, count=None, size=CHUNK_BYTES):
+    """Lists of at most `count` items (default `CHUNK_FILES`, read when called) and about
     `size` bytes of paths."""
-    files = files or CHUNK_FILES
+    count = count or CHUNK_FILES
     chunk = []
     room = size
     for item in items:
         chunk.append(item)
         room -= len(item) if type(item) is str else 256
-        if len(chunk) >= files or room <= 0:
+        if len(chunk) >= count or room <= 0:
             yield chunk
             chunk = []
             room = size
