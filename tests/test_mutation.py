@@ -196,6 +196,7 @@ FUZZ_FILES = sorted(name for name in os.listdir(FUZZ_REGRESSIONS) if name.endswi
 def test_fuzzer_findings_stay_fixed(tmp_path, name):
     """Inputs on which the fuzzer found the engines disagreeing (fuzz/README.md): text with
     escape sequences, UI values with other whitespace, text before the character set, a broken
-    first file meta element."""
+    first file meta element or group length, an item delimiter whose length field starts with
+    a long VR's letters."""
     data = open(os.path.join(FUZZ_REGRESSIONS, name), "rb").read()
     check_mutant(str(tmp_path / name), data, name)
