@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 
-from deid_fast.writers import RECORD_COLUMNS, OutputError, to_json
+from deid_fast.writers import RECORD_COLUMNS, OutputError, check_folder, to_json
 
 try:
     import pyarrow as pa
@@ -219,9 +219,7 @@ class ParquetWriter:
             raise OutputError("Parquet output needs pyarrow: pip install 'deid-fast[parquet]'")
         self.path, self.stream = path, stream
         if stream is None:
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                raise OutputError(f"the folder of {path!r} does not exist")
+            check_folder(path)
             self.parts = path + ".parts"
             if not resume and os.path.isdir(self.parts):
                 shutil.rmtree(self.parts)

@@ -66,11 +66,7 @@ def _partial_name(path):
     return path + ".partial"
 
 
-def _replace(temporary, path):
-    os.replace(temporary, path)
-
-
-def _open_output(path):
+def check_folder(path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OutputError(f"the folder of {path!r} does not exist")
@@ -95,7 +91,7 @@ class _LineFile:
     line cut short by a killed run."""
 
     def __init__(self, path, resume):
-        _open_output(path)
+        check_folder(path)
         self.path = path
         self.partial = _partial_name(path)
         if resume and not os.path.exists(self.partial) and os.path.exists(path):
@@ -111,7 +107,7 @@ class _LineFile:
 
     def close(self):
         self.handle.close()
-        _replace(self.partial, self.path)
+        os.replace(self.partial, self.path)
 
     def abandon(self):
         self.handle.close()
@@ -189,7 +185,7 @@ class JsonWriter:
         self.path, self.stream, self.group = path, stream, group
         self.records = []
         if stream is None:
-            _open_output(path)
+            check_folder(path)
         self.written = 0
 
     def write(self, record):
@@ -207,7 +203,7 @@ class JsonWriter:
         partial = _partial_name(self.path)
         with open(partial, "w", encoding="utf-8") as handle:
             handle.write(text)
-        _replace(partial, self.path)
+        os.replace(partial, self.path)
 
     def abandon(self):
         pass
@@ -235,7 +231,7 @@ class CsvWriter:
         # bytes are base64 text in the spool, which is also their CSV cell
         self.path, self.stream = path, stream
         if stream is None:
-            _open_output(path)
+            check_folder(path)
             self.spool_name = path + ".spool.jsonl"
         else:
             import tempfile
@@ -273,7 +269,7 @@ class CsvWriter:
             if partial is not None:
                 target.close()
         if partial is not None:
-            _replace(partial, self.path)
+            os.replace(partial, self.path)
         else:
             target.flush()
         os.remove(self.spool_name)
