@@ -76,20 +76,24 @@ def portable(error):
     return InvalidDicomError(error.path, error.kind, error.reason, error.offset)
 
 
-def read_identifiers(job, items):
-    """A Record, or the InvalidDicomError, per item."""
-    outcomes = []
+def read_each(job, items):
+    """In a worker: a Record, or the InvalidDicomError, per item, one at a time (a chunk's
+    fields are never all held at once by the writers that use this)."""
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         for item in items:
             name, source = _name_and_source(item)
             try:
-                outcomes.append(read_record(source, name, job, flush))
+                yield read_record(source, name, job, flush)
             except InvalidDicomError as exc:
-                outcomes.append(portable(exc))
-    return outcomes
+                yield portable(exc)
 
 
-def read_dicom_json(job, items):
+def read_identifiers(job, items, offset=0, context=None):
+    """A Record, or the InvalidDicomError, per item."""
+    return list(read_each(job, items))
+
+
+def read_dicom_json(job, items, offset=0, context=None):
     """The DICOM JSON text, or the InvalidDicomError, per item."""
     outcomes = []
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
@@ -116,7 +120,7 @@ def read_dicom_json(job, items):
     return outcomes
 
 
-def check(job, items):
+def check(job, items, offset=0, context=None):
     """None for a file the scanner accepts as DICOM, else the InvalidDicomError, per item."""
     outcomes = []
     for item in items:
@@ -145,40 +149,44 @@ class _Captured(logging.Handler):
         self.records.append(record)
 
 
-def _worker_handler(read, job, level):
+def _worker_handler(work, job, level):
     deid_logger = logging.getLogger("deid_fast")
     captured = _Captured()
     deid_logger.handlers = [captured]
     deid_logger.propagate = False
     deid_logger.setLevel(level)
 
-    def handle(items):
-        outcomes = read(job, items)
+    def handle(items, offset, context):
+        result = work(job, items, offset, context)
         records, captured.records = captured.records, []
-        return encode(outcomes), records
+        return encode(result), records
     return handle
 
 
-def encode(outcomes):
-    """Outcomes as bytes to cross a process boundary: marshal, twice as fast as pickle on the
-    builtins that fields are made of (a Record as its 6-tuple, an InvalidDicomError as a
-    5-tuple starting with None, other tuples as they are); pickle for anything marshal cannot
+def encode(result):
+    """A chunk's result as bytes to cross a process boundary: marshal, twice as fast as pickle
+    on the builtins that fields are made of (in a list of outcomes, a Record as its 6-tuple and
+    an InvalidDicomError as a 5-tuple starting with None); pickle for anything marshal cannot
     hold."""
-    plain = [tuple(outcome) if type(outcome) is Record else
-             (None, outcome.path, outcome.kind, outcome.reason, outcome.offset)
-             if type(outcome) is InvalidDicomError else outcome for outcome in outcomes]
+    plain = result
+    if type(result) is list:
+        plain = [tuple(outcome) if type(outcome) is Record else
+                 (None, outcome.path, outcome.kind, outcome.reason, outcome.offset)
+                 if type(outcome) is InvalidDicomError else outcome for outcome in result]
     try:
         return b"M" + marshal.dumps(plain)
     except ValueError:
-        return b"P" + pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
+        return b"P" + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decode(data):
-    """`encode`'s outcomes back."""
+    """`encode`'s result back."""
     if data[:1] == b"P":
         return pickle.loads(data[1:])
-    return [_decoded(outcome) if type(outcome) is tuple else outcome
-            for outcome in marshal.loads(memoryview(data)[1:])]
+    result = marshal.loads(memoryview(data)[1:])
+    if type(result) is list:
+        return [_decoded(outcome) if type(outcome) is tuple else outcome for outcome in result]
+    return result
 
 
 def _decoded(plain):
@@ -206,20 +214,23 @@ def worker_count(workers):
     return workers
 
 
-def outcomes(read, items, job, workers, ordered=True):
-    """`(item, outcome)` per item of `files()`, `read(job, chunk)` run in `workers` processes
-    (None: one per core; in this one when 1, or when every file fits in one chunk)."""
+def run_chunks(work, chunks, job, workers, ordered=True):
+    """`(items, context, results)` for each `(items, context)` of `chunks`, where `results` is
+    a list of `(offset, result)` of `work(job, items, offset, context)` run in `workers`
+    processes (None: one per core; in this one when 1, or when there is only one chunk): see
+    `pool.imap` for how a chunk is split after a worker dies. An item lost with its worker has
+    the InvalidDicomError of kind "worker-died" as its result."""
     workers = worker_count(workers)
-    chunks = chunked(items)
+    chunks = iter(chunks)
     first = next(chunks, None)
     if first is None:
         return
     second = next(chunks, None)
     if workers == 1 or second is None:
-        for chunk in (first, second) if second else (first,):
-            yield from zip(chunk, read(job, chunk))
-        for chunk in chunks:
-            yield from zip(chunk, read(job, chunk))
+        for items, context in (first, second) if second else (first,):
+            yield items, context, [(0, work(job, items, 0, context))]
+        for items, context in chunks:
+            yield items, context, [(0, work(job, items, 0, context))]
         return
 
     def all_chunks():
@@ -228,11 +239,23 @@ def outcomes(read, items, job, workers, ordered=True):
         yield from chunks
 
     level = logger.getEffectiveLevel()
-    for chunk, results, log_records in pool.imap(
-            all_chunks(), workers, _worker_handler, (read, job, level), _lost, ordered, decode):
+    for items, context, results, log_records in pool.imap(
+            all_chunks(), workers, _worker_handler, (work, job, level), _lost, ordered, decode):
         for record in log_records:
             logger.handle(record)
-        yield from zip(chunk, results)
+        yield items, context, results
+
+
+def outcomes(read, items, job, workers, ordered=True):
+    """`(item, outcome)` per item of `files()`, where `read(job, chunk)` gives an outcome per
+    item of a chunk, run in `workers` processes (see `run_chunks`)."""
+    for chunk, _context, results in run_chunks(
+            read, ((chunk, None) for chunk in chunked(items)), job, workers, ordered):
+        for offset, result in results:
+            if isinstance(result, InvalidDicomError):      # lost with its worker
+                yield chunk[offset], result
+            else:
+                yield from zip(chunk[offset:offset + len(result)], result)
 
 
 def records(items, job, errors, workers, ordered=True):
@@ -249,6 +272,17 @@ def records_of(pairs, errors):
         elif outcome.skipped is not None:
             log_skip(outcome)
         yield outcome
+
+
+def report_skips(skipped, errors):
+    """Log the files a chunk skipped, `(path, kind, reason, offset)` each (kind "no-entity" or
+    "no-item" for a file written without a group); with errors="raise", the first that is not
+    DICOM is raised instead."""
+    for path, kind, reason, offset in skipped:
+        if kind in ("no-entity", "no-item"):
+            log_skip(Record(path, None, None, None, kind, reason))
+        else:
+            skip(InvalidDicomError(path, kind, reason, offset), errors)
 
 
 def skip(error, errors):

@@ -18,8 +18,7 @@ import time
 
 from deid_fast import bulk, writers
 from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
-                             ENGINES, Record, check_errors, group,
-                             identifiers_job, log_skip, skipped_record)
+                             ENGINES, check_errors, group, identifiers_job, skipped_record)
 from deid_fast.errors import InvalidDicomError
 
 logger = logging.getLogger("deid_fast")
@@ -37,10 +36,14 @@ FORMAT_HELP = """\
 formats (from the extension of OUT, or --format):
   json        .json     {entity: {item: {field: value}}}, as get_identifiers returns it
   jsonl       .jsonl    one object per file: path, entity, item, skipped, reason, fields
+                        (--flat: one key per field, typed as the parquet columns)
   csv         .csv      one row per file, one column per field key of the run
-  parquet     .parquet  one row per file, one column per field key, types unified (pyarrow)
+  parquet     .parquet  a folder of parts read as one table: a column per top-level keyword,
+                        typed by the DICOM dictionary; a sequence is the JSON of its items;
+                        values_as_read and private hold the rest (pyarrow)
   dicom-json            one DICOM JSON object (PS3.18 F.2) per file read, one per line
-bytes are base64 text; in csv a multi-value is joined with \\ and a sequence is JSON.
+bytes are base64 text in JSON and CSV; in csv a multi-value is joined with \\ and a sequence
+is JSON.
 """
 
 
@@ -107,6 +110,12 @@ def parser():
     get.add_argument("--resume", action="store_true",
                      help="continue an interrupted jsonl or parquet run: files already in OUT "
                           "are not read again")
+    get.add_argument("--flat", action="store_true",
+                     help="jsonl in the table's layout: one key per field, typed by the DICOM "
+                          "dictionary (what polars and duckdb read as columns)")
+    get.add_argument("--single-file", action="store_true",
+                     help="parquet: put the dataset's parts into one file at the end (an extra "
+                          "pass over the table)")
     fields = get.add_argument_group("fields (as get_identifiers)")
     fields.add_argument("--entity-id", metavar="KEYWORD",
                         help="group files by this keyword (default PatientID)")
@@ -234,31 +243,42 @@ def _log_to_stderr(progress, quiet):
 # --- the commands ---------------------------------------------------------------------------------
 
 
-def _writer(fmt, output, resume, group_records):
-    if resume and fmt not in writers.RESUMABLE:
+def _writer(fmt, args, job, group_records):
+    """The writer of `fmt`, and what its workers do with a chunk (None: Records, for json)."""
+    if args.resume and fmt not in writers.RESUMABLE:
         raise UsageError(f"--resume works for jsonl and parquet output, not {fmt}")
-    if resume and output == "-":
+    if args.resume and args.output == "-":
         raise UsageError("--resume needs an output file, not standard output")
-    stdout = output == "-"
+    if args.flat and fmt != "jsonl":
+        raise UsageError(f"--flat is a shape of jsonl output, not of {fmt} (parquet has it "
+                         "already)")
+    if args.single_file and fmt != "parquet":
+        raise UsageError(f"--single-file is for parquet output, not {fmt}")
+    stdout = args.output == "-"
     if fmt == "parquet":
-        from deid_fast.parquet import ParquetWriter
-        return ParquetWriter(output, resume, sys.stdout.buffer if stdout else None)
-    stream = sys.stdout if stdout else None
+        from deid_fast.parquet import DatasetWriter
+        writer = DatasetWriter(args.output, job, args.resume,
+                               sys.stdout.buffer if stdout else None, args.single_file)
+        return writer, "parts"
     if fmt == "json":
-        return writers.JsonWriter(output, group_records, stream)
+        return writers.JsonWriter(args.output, group_records, sys.stdout if stdout else None), None
     if fmt == "csv":
-        return writers.CsvWriter(output, stream)
-    if fmt == "dicom-json":
-        return writers.DicomJsonWriter(output, False, stream)
-    return writers.JsonlWriter(output, resume, stream)
+        writer = writers.CsvWriter(args.output, sys.stdout if stdout else None)
+        return writer, writers.LineJob(job, writers.NESTED, writer.spill_folder(), keys=True)
+    shape = {"dicom-json": writers.DICOM_JSON}.get(fmt, writers.FLAT if args.flat else
+                                                   writers.NESTED)
+    writer = writers.LineWriter(args.output, args.resume, sys.stdout.buffer if stdout else None)
+    return writer, writers.LineJob(job, shape, writer.spill_folder())
 
 
-def _options(args):
+def _options(args, fmt):
     fields = None
     if args.fields is not None:
         fields = [name.strip() for name in args.fields.split(",") if name.strip()]
+    # the table's layout keeps each sequence in its column, whatever --no-expand-sequences says
+    expand_sequences = args.expand_sequences and not (fmt == "parquet" or args.flat)
     return dict(force=args.force, config=args.config, entity_id=args.entity_id,
-                item_id=args.item_id, expand_sequences=args.expand_sequences,
+                item_id=args.item_id, expand_sequences=expand_sequences,
                 skip_fields=args.skip, include_private=args.include_private,
                 include_file_meta=args.include_file_meta, delimiter=args.delimiter,
                 max_depth=args.max_depth, engine=args.engine, fields=fields,
@@ -269,14 +289,14 @@ def _get(args):
     try:
         fmt = writers.format_of(args.output if args.output != "-" else "",
                                 args.format or ("jsonl" if args.output == "-" else None))
-        options = _options(args)
+        options = _options(args, fmt)
         job = identifiers_job(**options)
         check_errors(args.errors)
         cluster = _cluster(args.scheduler) if args.scheduler else None
-        writer = _writer(fmt, args.output, args.resume, lambda records: group(records, job))
+        writer, work = _writer(fmt, args, job, lambda records: group(records, job))
     except (ValueError, TypeError, OSError, writers.OutputError) as exc:
         raise UsageError(str(exc)) from exc
-    done = writer.done_paths() if args.resume else set()
+    done = writer.done_paths() if args.resume else ()
     items = bulk.files(args.paths)
     if done:
         items = (item for item in items if item not in done)
@@ -285,28 +305,7 @@ def _get(args):
     summary = Summary()
     finished = False
     try:
-        if cluster is not None and fmt == "parquet":
-            _parquet_on_cluster(cluster, items, options, args.errors, writer, summary, progress)
-        elif fmt == "dicom-json":
-            pairs = (cluster.outcomes(bulk.read_dicom_json, items, options, cluster.client)
-                     if cluster else bulk.outcomes(bulk.read_dicom_json, items, job,
-                                                   args.workers))
-            for path, outcome in bulk.dicom_json_of(pairs, args.errors):
-                if isinstance(outcome, str):
-                    writer.write(path, outcome)
-                    summary.count(None)
-                else:
-                    summary.count(outcome.skipped)
-                progress.update()
-        elif fmt == "jsonl":      # the workers write the lines, the parent only copies them
-            pairs = (cluster.outcomes(writers.read_jsonl, items, options, cluster.client)
-                     if cluster else bulk.outcomes(writers.read_jsonl, items, job,
-                                                   args.workers))
-            for line, skipped in _jsonl_lines(pairs, args.errors):
-                writer.write_line(line)
-                summary.count(skipped)
-                progress.update()
-        else:
+        if work is None:     # json: the Records, grouped at the end
             records = (bulk.records_of(cluster.outcomes(bulk.read_identifiers, items, options,
                                                         cluster.client), args.errors)
                        if cluster else bulk.records(items, job, args.errors, args.workers))
@@ -314,7 +313,12 @@ def _get(args):
                 writer.write(record)
                 summary.count(record.skipped)
                 progress.update()
-        writer.finish()
+        else:
+            _write_chunks(writer, work, items, options, cluster, args, summary, progress)
+        if fmt == "parquet":
+            writer.finish(args.workers)
+        else:
+            writer.finish()
         finished = True
     finally:
         if not finished:
@@ -323,6 +327,8 @@ def _get(args):
         logger.removeHandler(handler)
         if cluster is not None:
             cluster.client.close()
+        if done:
+            done.close()
     where = "standard output" if args.output == "-" else args.output
     what = {"json": "items", "dicom-json": "objects"}.get(fmt, "rows")
     done_note = f" ({len(done):,} done before)" if done else ""
@@ -331,18 +337,39 @@ def _get(args):
     return 0
 
 
-def _jsonl_lines(pairs, errors):
-    """`(line, skipped)` of `writers.read_jsonl`'s outcomes; skips logged as bulk.records_of
-    logs them, and raised with errors="raise"."""
-    for path, outcome in pairs:
-        if isinstance(outcome, InvalidDicomError):
-            record = bulk.skip(outcome, errors)
-            yield writers.jsonl_line(record), record.skipped
-            continue
-        line, skipped, reason = outcome
-        if skipped is not None:
-            log_skip(Record(path, None, None, None, skipped, reason))
-        yield line, skipped
+def _write_chunks(writer, work, items, options, cluster, args, summary, progress):
+    """Run the workers' side of the output on every chunk of `items` (locally or on the
+    cluster), and put their results into the output in input order."""
+    parts = work == "parts"
+    if parts:
+        from deid_fast.parquet import write_parts
+        chunks = writer.chunks(items)
+        function, job = write_parts, writer.part_job
+    else:
+        chunks = ((chunk, None) for chunk in bulk.chunked(items))
+        function, job = writers.write_lines, work
+    if cluster is not None:
+        results = cluster.run_chunks(function, chunks, options, job, cluster.client)
+    else:
+        results = bulk.run_chunks(function, chunks, job, args.workers)
+    for chunk, context, chunk_results in results:
+        if not parts:
+            chunk_results = [(offset, writers.lost_lines(work, result)
+                              if isinstance(result, InvalidDicomError) else result)
+                             for offset, result in chunk_results]
+            skipped = [skip for _offset, result in chunk_results for skip in result[3]]
+        else:
+            skipped = [skip for _offset, result in chunk_results
+                       for skip in ([(result.path, result.kind, result.reason, result.offset)]
+                                    if isinstance(result, InvalidDicomError) else result[2])]
+        bulk.report_skips(skipped, args.errors)
+        if parts:
+            writer.commit(chunk, context, chunk_results)
+        else:
+            for _offset, result in chunk_results:
+                writer.take(result)
+        summary.count_many(len(chunk), [kind for _path, kind, _reason, _offset in skipped])
+        progress.update(len(chunk))
 
 
 def _cluster(address):
@@ -358,17 +385,6 @@ def _cluster(address):
     except OSError as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     return cluster
-
-
-def _parquet_on_cluster(cluster, items, options, errors, writer, summary, progress):
-    """Each Dask task writes its chunk's part; the parts are put together here, as locally."""
-    for kinds, count, skipped in cluster.write_parts(items, options, errors, writer.parts,
-                                                     writer.next_part, cluster.client):
-        writer.add_part(kinds, count)
-        for path, kind, reason in skipped:
-            log_skip(Record(path, None, None, None, kind, reason))
-        summary.count_many(count, [kind for _path, kind, _reason in skipped])
-        progress.update(count)
 
 
 def _check(args):

@@ -1,15 +1,16 @@
 """Running on a Dask cluster (needs `pip install "deid-fast[dask]"`): knows Dask, not DICOM.
 
 Folders are listed here, on the client; the paths go to the workers in chunks of `CHUNK_FILES`,
-and each task runs the same code as a local worker process (`deid_fast.bulk.read_identifiers`)
-on the files of its chunk, which the workers read themselves (a shared filesystem). A task is a
-pure function of its chunk, so Dask may run it again when a worker dies: nothing is lost or
-counted twice.
+and each task runs the same code as a local worker process on the files of its chunk, which
+the workers read themselves (a shared filesystem). A task is a pure function of its chunk, so
+Dask may run it again when a worker dies: nothing is lost or counted twice.
 
 - `to_bag(sources, **options)`: a dask bag of the Records `iter_identifiers` yields.
-- `to_dataframe(sources, fields=None, **options)`: a dask DataFrame, one row per file, typed as
-  the Parquet output is (the same unification rules, as pandas ArrowDtype columns).
+- `to_dataframe(sources, fields=None, **options)`: a dask DataFrame in the table layout of the
+  Parquet output (`deid_fast.table`), its columns known without reading anything.
 - `get_identifiers(sources, client=None, **options)`: the local result, computed on the cluster.
+- `run_chunks(...)`: what `deid-fast get --scheduler` runs: the workers write the output's
+  lines or Parquet parts of each chunk, as local workers do.
 """
 import collections
 
@@ -21,13 +22,14 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is installed by `make test`
     raise ImportError("deid_fast.dask needs Dask: pip install 'deid-fast[dask]'") from exc
 
-from deid_fast import bulk, parquet
+from deid_fast import bulk, table
 from deid_fast.dicom import check_errors, group, identifiers_job, skipped_record
 from deid_fast.errors import InvalidDicomError
 
 #: Files per Dask task. A task costs some 30 ms of Dask's own work (measured on one core), and
 #: 1,024 files take 0.1-0.2 s to read: large tasks keep that small; a million files are still
-#: a thousand tasks to spread.
+#: a thousand tasks to spread. It is also the Parquet output's chunk, so a task's part is a
+#: local run's part.
 CHUNK_FILES = 1024
 
 
@@ -75,53 +77,90 @@ def to_bag(sources, errors="warn", chunk_files=CHUNK_FILES, **options):
     return _bag_of(_records, chunks(sources, chunk_files), options, errors)
 
 
-def _chunk_kinds(options, errors, chunk):
-    return [parquet.table_of(_records(options, errors, chunk))[1]]
-
-
-def _chunk_frame(chunk, options, errors, kinds):
-    table, _ = parquet.table_of(_records(options, errors, chunk), kinds)
-    return table.to_pandas(types_mapper=pandas.ArrowDtype)
+def _chunk_frame(chunk, columns=None, *, options, errors, keywords):
+    """A partition of `to_dataframe`: the table of one chunk. Dask's column projection passes
+    `columns`, and only those are built."""
+    builder = table.TableBuilder()
+    for record in _records(options, errors, chunk):
+        builder.add(record)
+    if columns is not None:
+        selected = set(columns)
+        keywords = [name for name in keywords if name in selected]
+    data = builder.table(keywords, exactly=True)
+    if columns is not None:
+        data = data.select(list(columns))
+    return data.to_pandas(types_mapper=pandas.ArrowDtype)
 
 
 def to_dataframe(sources, fields=None, errors="warn", chunk_files=CHUNK_FILES, **options):
-    """A dask DataFrame of `sources`, one row per file: `path`, `entity`, `item`, `skipped`,
-    `reason`, then a column per field key, typed as the Parquet output is (pandas ArrowDtype).
+    """A dask DataFrame of `sources`, one row per file, in the table layout of the Parquet
+    output (`deid_fast.table`; pandas ArrowDtype columns): `path`, `entity`, `item`,
+    `skipped`, `reason`, a column per keyword, `values_as_read`, `private`.
 
-    The columns and their types depend on every file, so this reads the headers twice: a first
-    computation (now) learns them, the DataFrame's partitions read them again when computed."""
-    identifiers_job(fields=fields, **options)
+    The columns are known before anything is read: with `fields`, those keywords (and the
+    entity and item); without, every keyword of the dictionary (about 5,000 columns, mostly
+    null): select the columns you need, and only those are built when computed. Sequences are
+    always one column each (`expand_sequences` does not apply)."""
+    options = dict(options, fields=fields, expand_sequences=False)
+    job = identifiers_job(**options)
     check_errors(errors)
-    options = dict(options, fields=fields)
+    if job.options.select is not None:
+        keywords = sorted(name for name in job.options.select if table.is_column(name))
+    else:
+        keywords = sorted(table.COLUMNS)
+    meta = table.schema(keywords).empty_table().to_pandas(types_mapper=pandas.ArrowDtype)
     parts = chunks(sources, chunk_files)
-    kinds = {}
-    for part_kinds in _bag_of(_chunk_kinds, parts, options, errors).compute():
-        for key, kind in part_kinds.items():
-            kinds[key] = parquet.unify(kinds.get(key), kind)
-    meta = parquet.table_of([], kinds)[0].to_pandas(types_mapper=pandas.ArrowDtype)
     if not parts:
         return dask.dataframe.from_pandas(meta, npartitions=1)
-    return dask.dataframe.from_map(_chunk_frame, parts, options=options, errors=errors,
-                                   kinds=kinds, meta=meta, enforce_metadata=False)
+    return dask.dataframe.from_map(_chunk_frame, parts, meta=meta, enforce_metadata=False,
+                                   options=options, errors=errors, keywords=keywords)
 
 
 def outcomes(read, items, options, client, window=None):
     """`(item, outcome)` of `read` for each of `items`, computed on `client`'s cluster chunk by
     chunk, in input order, with at most `window` chunks in flight or waiting."""
+    for chunk, _context, results in run_chunks(
+            read, ((chunk, None) for chunk in bulk.chunked(items, CHUNK_FILES, 1 << 62)),
+            options, None, client, window):
+        yield from zip(chunk, results[0][1])
+
+
+def _with_job(template, job):
+    """`template` (a `writers.LineJob`, a `parquet.PartJob`, or None for the job itself) with
+    `job`. The client's job holds compiled objects that are not sent: workers make their own
+    from the options. Spill files are not used on a cluster."""
+    from deid_fast import parquet, writers
+    if isinstance(template, writers.LineJob):
+        return writers.LineJob(job, template.shape, None, template.keys)
+    if isinstance(template, parquet.PartJob):
+        return parquet.PartJob(job, template.folder)
+    return job
+
+
+def _task(function, template, options, items, context):
+    job = _with_job(template, identifiers_job(**options))
+    return bulk.encode(function(job, items, 0, context))
+
+
+def run_chunks(function, chunks, options, template, client, window=None):
+    """`bulk.run_chunks` on `client`'s cluster: `(items, context, [(0, result)])` of
+    `function(job, items, 0, context)` for each `(items, context)` of `chunks`, in input
+    order, with at most `window` chunks in flight or waiting. The job is `template` made on
+    the worker (see `_with_job`)."""
     window = window or 4 * max(1, len(client.scheduler_info().get("workers", {})))
     pending = collections.deque()
-    chunked = bulk.chunked(items, CHUNK_FILES, 1 << 62)
-    for chunk in chunked:
-        pending.append((chunk, client.submit(read_encoded, read, options, chunk, pure=False)))
+    for items, context in chunks:
+        pending.append((items, context, client.submit(
+            _task, function, _with_job(template, None), options, items, context, pure=False)))
         while len(pending) >= window:
-            yield from _take(pending)
+            yield _take(pending)
     while pending:
-        yield from _take(pending)
+        yield _take(pending)
 
 
 def _take(pending):
-    chunk, future = pending.popleft()
-    return zip(chunk, bulk.decode(_result(future)))
+    items, context, future = pending.popleft()
+    return items, context, [(0, bulk.decode(_result(future)))]
 
 
 def get_identifiers(sources, client=None, errors="warn", chunk_files=CHUNK_FILES, **options):
@@ -136,29 +175,6 @@ def get_identifiers(sources, client=None, errors="warn", chunk_files=CHUNK_FILES
     items = [item for chunk in parts for item in chunk]
     outcomes = [outcome for blob in blobs for outcome in bulk.decode(blob)]
     return group(bulk.records_of(zip(items, outcomes), errors), job)
-
-
-def write_part(options, errors, chunk, path):
-    """On a worker: read `chunk` and write its Parquet part at `path`; returns the kinds its
-    values need, its row count and its skipped files (path, kind, reason)."""
-    records = _records(options, errors, chunk)
-    table, kinds = parquet.table_of(records)
-    parquet.write_part(table, path)
-    return kinds, len(records), [(r.path, r.skipped, r.reason) for r in records if r.skipped]
-
-
-def write_parts(items, options, errors, parts, first, client, window=None):
-    """Write a Parquet part per chunk of `items` into the folder `parts` (numbered from
-    `first`) on `client`'s workers; yields `write_part`'s results in input order."""
-    window = window or 4 * max(1, len(client.scheduler_info().get("workers", {})))
-    pending = collections.deque()
-    for number, chunk in enumerate(bulk.chunked(items, CHUNK_FILES, 1 << 62), first):
-        pending.append(client.submit(write_part, options, errors, chunk,
-                                     parquet.part_path(parts, number), pure=False))
-        while len(pending) >= window:
-            yield _result(pending.popleft())
-    while pending:
-        yield _result(pending.popleft())
 
 
 def _result(future):

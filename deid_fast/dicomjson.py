@@ -5,14 +5,13 @@ The elements kept are those `get_fields(expand_sequences=False)` reports (R2, R4
 flattener's naming rule decides, so the two outputs cannot drift apart), with the file meta group
 first when asked for. Sequences keep their items, each filtered by the same rules.
 """
-import json
-
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from deid_fast._flatten import header_tags, reported_name
 from deid_fast._values import is_empty, to_builtin
+from deid_fast.jsontext import dumps
 
 
 def _reported(dataset, options, is_file_meta, top):
@@ -48,8 +47,9 @@ def reported(dataset, file_meta, options):
 
 
 def dicom_json(meta, dataset):
-    """The DICOM JSON text (one line) of `reported()`'s data sets, the file meta first. Binary
-    values are inline base64 (InlineBinary: no bulk data handler)."""
+    """The DICOM JSON text (one line, UTF-8 bytes, as `deid_fast.jsontext` writes JSON) of
+    `reported()`'s data sets, the file meta first. Binary values are inline base64
+    (InlineBinary: no bulk data handler)."""
     document = {} if meta is None else meta.to_json_dict()
     document.update(dataset.to_json_dict())
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return dumps(document)

@@ -1,23 +1,31 @@
-"""The Parquet output: one table, one row per file, one column per field key, types unified
-across the run (needs pyarrow: `pip install 'deid-fast[parquet]'`).
+"""The Parquet output: a Parquet dataset (a folder of part files) in the layout of
+`deid_fast.table`, written by the workers (needs pyarrow: `pip install 'deid-fast[parquet]'`).
 
-Rows are written in parts of bounded size (`PART_ROWS` rows, `PART_CELLS` rows x columns, or
-about `PART_BYTES` bytes of values) to `OUT.parts/`, each under a temporary name renamed when complete, so a killed run
-leaves only whole parts, which `resume` continues from. `finish()` writes the parts into one
-file, each part a row group, converting the columns whose type the run widened, and renames it
-to OUT.
-
-Types: int (64-bit), float, str, bytes, and lists of these. Two kinds of one key unify to the
-wider: int and float to float; any other two different scalars to str (an int's or float's
-`str()`, bytes as base64); a scalar and a list to a list (the scalar as a one-item list). A
-sequence item (`expand_sequences=False`) is its JSON text. An int beyond 64 bits is its str.
+- Each worker reads a chunk of `CHUNK_FILES` files and writes it as one part (more when its
+  values pass `PART_BYTES`), under a temporary name; the parent renames the parts of each chunk
+  into place in input order, so the complete parts are always a prefix of the run, and their
+  names (`part-CCCCCCCC-OOOOO.parquet`: chunk number, then the index in the chunk of the part's
+  first file) sort in input order. The parent never touches the data.
+- A part's columns are the keyword columns the parent knew when it sent the chunk, plus those
+  of its own files, so the columns settle after the first chunks. At the end, the parts that
+  lack a column of the run are rewritten by the workers with that column all null (in practice
+  the first few), `_common_metadata` gets the run's schema, and the folder takes OUT's name:
+  every part then has the same schema, which every reader reads as one table.
+- While it runs the folder is `OUT.partial/`; `--resume` continues it (or a finished OUT), and
+  new chunks are numbered after the highest.
+- `single_file()` puts a dataset into one file: an explicit step (`--single-file`, or standard
+  output), with memory bounded by one row group.
 """
-import base64
 import os
+import re
 import shutil
 import tempfile
 
-from deid_fast.writers import RECORD_COLUMNS, OutputError, check_folder, to_json
+from deid_fast import bulk, table
+from deid_fast.dicom import skipped_record
+from deid_fast.errors import InvalidDicomError
+from deid_fast.resume import DonePaths
+from deid_fast.writers import OutputError, check_folder, remove_temporary, replace_output
 
 try:
     import pyarrow as pa
@@ -25,278 +33,261 @@ try:
 except ImportError:  # pragma: no cover - the message is tested with pyarrow installed
     pa = pq = None
 
-PART_ROWS = 8192
-PART_BYTES = 64 << 20
-#: Rows x columns per part: a run over heterogeneous files has thousands of sparse columns,
-#: and a part's memory (and the writer's, per column) grows with both.
-PART_CELLS = 4_000_000
-
-INT, FLOAT, STR, BYTES, LIST = "int", "float", "str", "bytes", "list"
-# Kinds stored as str whose values need converting: a sequence item, an int beyond 64 bits.
-JSON, BIG = "json", "big"
-MIXED = "mixed"   # marks the kind of a list whose items are of several kinds
-_INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def kind_of(value):
-    """The type of one value: a scalar kind, or (LIST, kind of its items)."""
-    kind = type(value)
-    if kind is str:
-        return STR
-    if kind is float:
-        return FLOAT
-    if kind is int:
-        return INT if _INT64[0] <= value <= _INT64[1] else BIG
-    if kind is bytes:
-        return BYTES
-    if kind is list:
-        items = None
-        mixed = False
-        for item in value:
-            if item is not None:
-                item_kind = kind_of(item)
-                mixed = mixed or (items is not None and item_kind != items)
-                items = unify(items, item_kind)
-        return (LIST, items or STR, MIXED) if mixed else (LIST, items or STR)
-    if kind is dict:
-        return JSON
-    return STR
+#: Files per chunk, and so at most rows per part: large enough that a million files make about
+#: a thousand parts, small enough that a worker holds little.
+CHUNK_FILES = 1024
+#: About this many bytes of values make a part of their own (a chunk of large headers is
+#: written as several parts, so a worker's memory is bounded by about this, not by the chunk).
+PART_BYTES = 32 << 20
+#: Rows of a row group of `single_file()` (and about 128 MB of values at most).
+SINGLE_FILE_ROWS = 65536
+SINGLE_FILE_BYTES = 128 << 20
+COMMON_METADATA = "_common_metadata"
 
 
-def unify(first, second):
-    """The narrowest kind both kinds convert to (None is the kind of no value)."""
-    if first is None or first == second:
-        return second
-    if second is None:
-        return first
-    first_list, second_list = isinstance(first, tuple), isinstance(second, tuple)
-    if first_list or second_list:
-        return LIST, unify(first[1] if first_list else first, second[1] if second_list else second)
-    if {first, second} == {INT, FLOAT}:
-        return FLOAT
-    return STR
+def _need_pyarrow():
+    if pa is None:
+        raise OutputError("Parquet output needs pyarrow: pip install 'deid-fast[parquet]'")
 
 
-def convert(value, kind):
-    """`value` as a value of `kind` (a kind it unifies to)."""
-    if value is None:
-        return None
-    if isinstance(kind, tuple):
-        return [convert(item, kind[1]) for item in (value if type(value) is list else [value])]
-    if kind in (STR, JSON, BIG):
-        if type(value) is str:
-            return value
-        if type(value) is bytes:
-            return base64.b64encode(value).decode("ascii")
-        if type(value) is dict:
-            return to_json(value)
-        return str(value)
-    if kind == FLOAT:
-        return float(value)
-    return value
+def part_name(chunk, offset):
+    return f"part-{chunk:08d}-{offset:05d}.parquet"
 
 
-def arrow_type(kind):
-    if isinstance(kind, tuple):
-        return pa.list_(arrow_type(kind[1]))
-    return {INT: pa.int64(), FLOAT: pa.float64(), STR: pa.string(), BYTES: pa.binary(),
-            JSON: pa.string(), BIG: pa.string()}[kind]
+_PART_NAME = re.compile(r"part-(\d{8})-\d{5}\.parquet\Z")
 
 
-def _as_is(kind):
-    """Whether values all of this kind go to Arrow unconverted."""
-    if isinstance(kind, tuple):
-        return len(kind) == 2 and _as_is(kind[1])
-    return kind not in (JSON, BIG)
+def chunk_of(name):
+    """The chunk number of a part's file name, or None for another file."""
+    match = _PART_NAME.match(name)
+    return None if match is None else int(match[1])
 
 
-def kind_of_arrow(data_type):
-    if pa.types.is_list(data_type):
-        return LIST, kind_of_arrow(data_type.value_type)
-    for kind in (INT, FLOAT, STR, BYTES):
-        if data_type == arrow_type(kind):
-            return kind
-    if pa.types.is_null(data_type):
-        return None
-    raise OutputError(f"a part file has a column of type {data_type}, which deid_fast does "
-                      "not write: is it from another program?")
+def part_names(folder):
+    """The part files of a dataset folder, in input order."""
+    return sorted(name for name in os.listdir(folder) if chunk_of(name) is not None)
 
 
-def _size(fields):
-    return 16 * len(fields) + sum(len(value) for value in fields.values()
-                                  if type(value) is str or type(value) is bytes)
+# --- in a worker -------------------------------------------------------------------------------
 
 
-def table_of(rows, final=None):
-    """The Arrow table of `rows` (Records) and the kinds its values need, by key. With
-    `final` (key -> kind for every field column of the run, in order) the table has exactly
-    those columns, values converted to them."""
-    # column by column in one pass over the values: a run's table is wide and sparse
-    values = {}
-    kinds = {}
-    mixed = set()     # keys whose values are of more than one kind: converted one by one
-    count = len(rows)
-    for row, record in enumerate(rows):
-        if record.fields:
-            for key, value in record.fields.items():
-                kind = kind_of(value)
-                column = values.get(key)
-                if column is None:
-                    column = values[key] = [None] * count
-                    kinds[key] = kind
-                elif kind != kinds[key]:
-                    kinds[key] = unify(kinds[key], kind)
-                    mixed.add(key)
-                column[row] = value
-    if final is not None and not kinds.keys() <= final.keys():
-        raise ValueError(f"columns missing from the final schema: {set(kinds) - set(final)}")
-    columns = {column: pa.array([getattr(record, column) for record in rows], pa.string())
-               for column in RECORD_COLUMNS}
-    for key, kind in (kinds if final is None else final).items():
-        column = values.get(key)
-        if column is None:
-            columns[key] = pa.nulls(count, arrow_type(kind))
-            continue
-        if key in mixed or not _as_is(kind) or kinds[key] != kind:
-            column = [convert(value, kind) for value in column]
-        columns[key] = pa.array(column, arrow_type(kind))
-    return pa.table(columns), kinds
+class PartJob:
+    """What a worker needs to write parts: the reading job and the folder."""
+
+    __slots__ = ("job", "folder")
+
+    def __init__(self, job, folder):
+        self.job = job
+        self.folder = folder
 
 
-def part_path(parts, number):
-    """The name of part `number` in the folder `parts`: parts are put together in name order."""
-    return os.path.join(parts, f"part-{number:06d}.parquet")
-
-
-def write_part(table, path):
-    """Write a part under a temporary name, renamed when complete."""
-    pq.write_table(table, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
-def schema_of(kinds):
-    """The run's Arrow schema: the record columns, then a column per field key."""
-    return pa.schema([(column, pa.string()) for column in RECORD_COLUMNS] +
-                     [(key, arrow_type(kind)) for key, kind in kinds.items()])
-
-
-def unified(table, schema):
-    """`table` (a row group of a part) in the run's schema."""
-    columns = []
-    present = {name: number for number, name in enumerate(table.column_names)}
-    for field in schema:
-        if field.name not in present:
-            columns.append(pa.nulls(table.num_rows, field.type))
-            continue
-        column = table.column(present[field.name])
-        if column.type == field.type:
-            columns.append(column)
-            continue
-        kind = kind_of_arrow(field.type) if field.name not in RECORD_COLUMNS else STR
-        columns.append(pa.array([convert(value, kind) for value in column.to_pylist()],
-                                field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
-
-
-def merge(parts, kinds, where):
-    """Write the part files `parts`, in order, as one Parquet file at `where` (a path or a
-    writable binary stream), each row group in the run's schema."""
-    schema = schema_of(kinds)
-    writer = pq.ParquetWriter(where if isinstance(where, str) else pa.PythonFile(where, mode="w"),
-                              schema)
+def write_table(data, folder, name):
+    """Write `data` (an Arrow table) in `folder` under a new temporary name (created
+    exclusively, never through a link), flushed to disk; returns that name."""
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
-        for path in parts:
-            part = pq.ParquetFile(path)
-            for group in range(part.num_row_groups):
-                writer.write_table(unified(part.read_row_group(group), schema))
-    finally:
-        writer.close()
+        with os.fdopen(descriptor, "wb") as handle:
+            pq.write_table(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
 
 
-class ParquetWriter:
-    def __init__(self, path, resume=False, stream=None):
-        if pa is None:
-            raise OutputError("Parquet output needs pyarrow: pip install 'deid-fast[parquet]'")
-        self.path, self.stream = path, stream
-        if stream is None:
-            check_folder(path)
-            self.parts = path + ".parts"
-            if not resume and os.path.isdir(self.parts):
-                shutil.rmtree(self.parts)
-            os.makedirs(self.parts, exist_ok=True)
-            if resume and os.path.exists(path) and not self._part_names():
-                os.replace(path, self._part_name(0))   # a finished run: continue it
+def write_parts(part_job, items, offset, context):
+    """In a worker: read `items` (files `offset`... of chunk `context[0]`) and write them as
+    parts, each with at least the columns `context[1]`. Returns `(parts, rows, skipped,
+    keywords)`: the `(temporary, final)` names of the parts, the rows written, the files
+    skipped as `(path, kind, reason, offset)` tuples (kind "no-entity"/"no-item" with offset
+    None for files written without a group), and the keyword columns of the parts."""
+    chunk, known = context
+    parts, skipped, keywords = [], [], set(known)
+    builder, first = table.TableBuilder(), offset
+    for index, outcome in enumerate(bulk.read_each(part_job.job, items), offset):
+        if isinstance(outcome, InvalidDicomError):
+            skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
+            outcome = skipped_record(outcome)
+        elif outcome.skipped is not None:
+            skipped.append((outcome.path, outcome.skipped, outcome.reason, None))
+        builder.add(outcome)
+        if builder.size >= PART_BYTES:
+            parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
+            builder, first = table.TableBuilder(), index + 1
+    if builder.rows:
+        parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
+    return parts, len(items), skipped, sorted(keywords - set(known))
+
+
+def _flush(builder, known, folder, chunk, first, keywords):
+    keywords.update(builder.keywords())
+    name = part_name(chunk, first)
+    return write_table(builder.table(known), folder, name), name
+
+
+def conform_parts(keywords, paths, offset=0, context=None):
+    """In a worker: rewrite each part of `paths` that lacks a column of `keywords` (the run's
+    keyword columns) with that column all null, one row group at a time. Returns the number
+    rewritten."""
+    target = table.schema(keywords)
+    rewritten = 0
+    for path in paths:
+        part = pq.ParquetFile(path)
+        if part.schema_arrow.equals(target):
+            continue
+        folder, name = os.path.split(path)
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                with pq.ParquetWriter(handle, target) as writer:
+                    for group in range(part.num_row_groups):
+                        writer.write_table(conformed(part.read_row_group(group), target))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        rewritten += 1
+    return rewritten
+
+
+def conformed(data, target):
+    """`data` (a table in this layout) with the columns of `target`, the missing ones null."""
+    columns = []
+    for field in target:
+        index = data.schema.get_field_index(field.name)
+        columns.append(data.column(index) if index >= 0 else
+                       pa.nulls(data.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+# --- in the parent -----------------------------------------------------------------------------
+
+
+class DatasetWriter:
+    """The parent's side of a Parquet run into the dataset folder `path` (a temporary folder
+    for standard output): hands out chunks, renames the workers' parts into place, and
+    finishes the dataset."""
+
+    def __init__(self, path, job, resume=False, stream=None, single_file=False):
+        _need_pyarrow()
+        self.path, self.stream, self.single_file = path, stream, single_file
+        if stream is not None:
+            self.folder = tempfile.mkdtemp(prefix="deid-fast-parquet-")
         else:
-            self.parts = tempfile.mkdtemp(prefix="deid-fast-parquet-")
-        self.kinds = {}       # field key -> kind unified over the run, in first-seen order
-        self.rows = []
-        self.bytes = 0
-        self.part_keys = set()
+            check_folder(path)
+            self.folder = path + ".partial"
+            if resume and not os.path.isdir(self.folder) and os.path.isdir(path):
+                os.replace(path, self.folder)      # a finished run: continue it with new files
+            if not resume and os.path.isdir(self.folder):
+                shutil.rmtree(self.folder)
+            os.makedirs(self.folder, exist_ok=True)
+            remove_temporary(self.folder)
+        self.part_job = PartJob(job, self.folder)
+        self.keywords = set()
+        highest = -1
+        for name in part_names(self.folder):
+            highest = max(highest, chunk_of(name))
+            for field in pq.read_schema(os.path.join(self.folder, name)):
+                if table.is_column(field.name):
+                    self.keywords.add(field.name)
+        if job.options.select is not None:   # fields=: the columns are known from the start
+            self.keywords.update(name for name in job.options.select if table.is_column(name))
+        self.next_chunk = highest + 1
         self.written = 0
-        for name in self._part_names():
-            schema = pq.read_schema(os.path.join(self.parts, name))
-            for field in schema:
-                if field.name not in RECORD_COLUMNS:
-                    self.kinds[field.name] = unify(self.kinds.get(field.name),
-                                                   kind_of_arrow(field.type))
-        # after the highest: parts written by Dask workers can leave gaps when a run is killed
-        self.next_part = 1 + max((int(name[5:-8]) for name in self._part_names()), default=-1)
-
-    def _part_name(self, number):
-        return part_path(self.parts, number)
-
-    def _part_names(self):
-        return sorted(name for name in os.listdir(self.parts) if name.endswith(".parquet"))
-
-    def add_part(self, kinds, rows):
-        """Count a part written elsewhere, whose values need `kinds`."""
-        for key, kind in kinds.items():
-            self.kinds[key] = unify(self.kinds.get(key), kind)
-        self.written += rows
 
     def done_paths(self):
-        paths = set()
-        for name in self._part_names():
-            paths.update(pq.read_table(os.path.join(self.parts, name),
-                                       columns=["path"]).column(0).to_pylist())
-        return paths
+        done = DonePaths()
+        for name in part_names(self.folder):
+            done.add_many(pq.read_table(os.path.join(self.folder, name),
+                                        columns=["path"]).column(0).to_pylist())
+        return done
 
-    def write(self, record):
-        self.rows.append(record)
-        self.written += 1
-        if record.fields:
-            self.bytes += _size(record.fields)
-            self.part_keys.update(record.fields)
-        if (len(self.rows) >= PART_ROWS or self.bytes >= PART_BYTES or
-                len(self.rows) * (len(self.part_keys) + len(RECORD_COLUMNS)) >= PART_CELLS):
-            self._write_part()
+    def chunks(self, items):
+        """`(items, context)` per chunk of `items`, for `write_parts`: the columns known when
+        the chunk is taken go with it."""
+        for number, chunk in enumerate(bulk.chunked(items, CHUNK_FILES, 1 << 62),
+                                       self.next_chunk):
+            self.next_chunk = number + 1
+            yield chunk, (number, tuple(sorted(self.keywords)))
 
-    def _write_part(self):
-        rows, self.rows, self.bytes = self.rows, [], 0
-        self.part_keys = set()
-        if not rows:
-            return
-        table, kinds = table_of(rows)
-        for key, kind in kinds.items():
-            self.kinds[key] = unify(self.kinds.get(key), kind)
-        final = self._part_name(self.next_part)
-        write_part(table, final)
-        self.next_part += 1
+    def commit(self, items, context, results):
+        """Put the parts of one chunk into place (called in input order); returns what was
+        skipped, as `(path, kind, reason, offset)`."""
+        skipped = []
+        for offset, result in results:
+            if isinstance(result, InvalidDicomError):          # lost with its worker, twice
+                builder = table.TableBuilder()
+                builder.add(skipped_record(result))
+                name = part_name(context[0], offset)
+                result = [(write_table(builder.table(), self.folder, name), name)], 1, [
+                    (result.path, result.kind, result.reason, result.offset)], []
+            parts, rows, part_skipped, keywords = result
+            for temporary, final in parts:
+                os.replace(temporary, os.path.join(self.folder, final))
+            self.written += rows
+            self.keywords.update(keywords)
+            skipped.extend(part_skipped)
+        return skipped
 
-    def finish(self):
-        self._write_part()
-        parts = [os.path.join(self.parts, name) for name in self._part_names()]
-        if self.stream is None:
-            partial = self.path + ".partial"
-            merge(parts, self.kinds, partial)
-            os.replace(partial, self.path)
-        else:
-            merge(parts, self.kinds, self.stream)
+    def finish(self, workers=None):
+        """Give every part the run's columns (in `workers` processes), write
+        `_common_metadata`, and give the dataset OUT's name (or write it to the stream)."""
+        remove_temporary(self.folder)      # what dead workers left
+        keywords = tuple(sorted(self.keywords))
+        paths = (os.path.join(self.folder, name) for name in part_names(self.folder))
+        self.rewritten = sum(result for _items, _context, results in bulk.run_chunks(
+            conform_parts, ((chunk, None) for chunk in bulk.chunked(paths, 4, 1 << 62)),
+            keywords, workers) for _offset, result in results
+            if not isinstance(result, InvalidDicomError))
+        schema = table.schema(keywords)
+        self.columns = len(schema)
+        if self.stream is not None:
+            single_file(self.folder, self.stream)
             self.stream.flush()
-        shutil.rmtree(self.parts)
+            shutil.rmtree(self.folder)
+            return
+        metadata = os.path.join(self.folder, COMMON_METADATA)
+        pq.write_metadata(schema, metadata + ".tmp")
+        os.replace(metadata + ".tmp", metadata)
+        if self.single_file:
+            replace_output(self.path, lambda temporary: single_file(self.folder, temporary))
+            shutil.rmtree(self.folder)
+        else:
+            replace_output(self.path, lambda temporary: os.replace(self.folder, temporary))
 
     def abandon(self):
-        """A run stopped early: what is written stays in the parts, for --resume."""
-        self._write_part()
+        """A run stopped early: the parts in place stay for --resume."""
         if self.stream is not None:
-            shutil.rmtree(self.parts)
+            shutil.rmtree(self.folder)
+        else:
+            remove_temporary(self.folder)
+
+
+def single_file(folder, where):
+    """The parts of the dataset `folder` (which all have its schema) as one Parquet file at
+    `where` (a path or a writable binary stream), in input order, the rows regrouped into row
+    groups of up to `SINGLE_FILE_ROWS` rows (`SINGLE_FILE_BYTES`): memory is bounded by one
+    row group."""
+    names = part_names(folder)
+    schema = (pq.read_schema(os.path.join(folder, names[0])) if names else table.schema(()))
+    sink = where if isinstance(where, str) else pa.PythonFile(where, mode="w")
+    with pq.ParquetWriter(sink, schema) as writer:
+        pending, rows, size = [], 0, 0
+        for name in names:
+            part = pq.ParquetFile(os.path.join(folder, name))
+            for group in range(part.num_row_groups):
+                data = conformed(part.read_row_group(group), schema)
+                pending.append(data)
+                rows += data.num_rows
+                size += data.nbytes
+                if rows >= SINGLE_FILE_ROWS or size >= SINGLE_FILE_BYTES:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=rows)
+                    pending, rows, size = [], 0, 0
+        if pending or not names:
+            data = pa.concat_tables(pending) if pending else schema.empty_table()
+            writer.write_table(data, row_group_size=max(rows, 1))
+

@@ -1,10 +1,11 @@
 """A process pool for bulk reads: knows processes and tasks, not files.
 
-Each worker has its own pipe, so the parent always knows which tasks a worker holds. A worker
-that dies (killed, or crashed in compiled code) costs only those: its tasks are retried one item
-at a time in a fresh worker, and an item that dies a second time gets the result of `lost(item,
-exitcode)`. The number of tasks dispatched but not yet handed to the caller is bounded, so memory
-does not grow with the number of items, even when one slow task holds back an ordered stream.
+A task is a list of items (a chunk) and a context the caller gives with it. Each worker has its
+own pipe, so the parent always knows which tasks a worker holds. A worker that dies (killed, or
+crashed in compiled code) costs only those: its tasks are retried one item at a time in a fresh
+worker, and an item that dies a second time gets the result of `lost(item, exitcode)`. The
+number of tasks dispatched but not yet handed to the caller is bounded, so memory does not grow
+with the number of items, even when one slow task holds back an ordered stream.
 """
 import collections
 import multiprocessing
@@ -45,9 +46,9 @@ def _worker_main(conn, make_handler, args):
             return
         if message is None:
             return
-        task_id, items = message
+        task_id, items, offset, context = message
         try:
-            reply = (task_id, True, handler(items))
+            reply = (task_id, True, handler(items, offset, context))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
             reply = (task_id, False, f"{type(exc).__name__}: {exc}")
         try:
@@ -58,15 +59,17 @@ def _worker_main(conn, make_handler, args):
 
 
 class _Slot:
-    """One task of the caller's: its items and, once every part is done, its results."""
+    """One chunk of the caller's: its items, its context and, once every part is done, the
+    results of the tasks that read it."""
 
-    __slots__ = ("items", "results", "notes", "missing")
+    __slots__ = ("items", "context", "results", "notes", "missing")
 
-    def __init__(self, items):
+    def __init__(self, items, context):
         self.items = items
-        self.results = None
+        self.context = context
+        self.results = []  # (offset of the task's first item, its result)
         self.notes = []
-        self.missing = 1   # parts not done: 1, or len(items) once split after a worker died
+        self.missing = 1   # tasks not done: 1, or len(items) once split after a worker died
 
 
 class _Worker:
@@ -86,14 +89,16 @@ class _Worker:
 
 
 def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
-    """Yield `(items, results, notes)` for each list of items from `chunks`, where the handler
-    `make_handler(*args)`, run in one of `workers` processes, returns `(results, notes)` for
-    `items`: a result per item, and a list of notes (log records, say) on them. An item lost
-    with its worker gets the result `lost(item, exitcode)`. In input order with `ordered`, else
-    as they finish. The handler may send its results encoded: `decode(results)` gives the
-    list back, here."""
-    context = _context()
-    pool = [_Worker(context, make_handler, args) for _ in range(workers)]
+    """Yield `(items, context, results, notes)` for each `(items, context)` of `chunks`, where
+    the handler `make_handler(*args)`, run in one of `workers` processes, returns `(result,
+    notes)` for `handler(items, offset, context)`: its result for those items, and a list of
+    notes (log records, say) on them. `results` is a list of `(offset, result)`: normally one,
+    `(0, result)`; after a worker died with the chunk, one per item, `offset` being the item's
+    index in `items`, and an item lost with its worker a second time has the result
+    `lost(item, exitcode)`. In input order with `ordered`, else as they finish. The handler may
+    send its result encoded: `decode(result)` gives it back, here."""
+    processes = _context()
+    pool = [_Worker(processes, make_handler, args) for _ in range(workers)]
     window = workers * PREFETCH * 4      # tasks dispatched but not yet yielded, at most
     queue = collections.deque()          # (slot, index, items, tries) not yet sent
     unreleased = {}                      # sequence number -> slot, until yielded
@@ -105,11 +110,11 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
         while True:
             while not exhausted and len(unreleased) < window and len(queue) < workers:
                 try:
-                    items = next(source)
+                    items, context = next(source)
                 except StopIteration:
                     exhausted = True
                     break
-                slot = _Slot(items)
+                slot = _Slot(items, context)
                 unreleased[next_sequence] = slot
                 next_sequence += 1
                 queue.append((slot, None, items, 1))
@@ -122,18 +127,17 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
                     task_id = next(task_ids)
                     worker.inflight[task_id] = (slot, index, tries)
                     try:
-                        worker.conn.send((task_id, items))
+                        worker.conn.send((task_id, items, index or 0, slot.context))
                     except OSError:  # it died: found below, and its tasks retried
                         break
             if ordered:
                 while released in unreleased and unreleased[released].missing == 0:
                     slot = unreleased.pop(released)
                     released += 1
-                    yield slot.items, slot.results, slot.notes
+                    yield _done(slot)
             else:
                 for sequence in [s for s, slot in unreleased.items() if slot.missing == 0]:
-                    slot = unreleased.pop(sequence)
-                    yield slot.items, slot.results, slot.notes
+                    yield _done(unreleased.pop(sequence))
             if exhausted and not unreleased:
                 return
             ready = set(wait([worker.conn for worker in pool] +
@@ -143,10 +147,15 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
                     while _receive(worker, decode):
                         pass
                     if not worker.process.is_alive():
-                        pool[number] = _Worker(context, make_handler, args)
+                        pool[number] = _Worker(processes, make_handler, args)
                         _requeue(worker, queue, lost)
     finally:
         _stop(pool)
+
+
+def _done(slot):
+    slot.results.sort(key=lambda part: part[0])
+    return slot.items, slot.context, slot.results, slot.notes
 
 
 def _receive(worker, decode):
@@ -159,17 +168,13 @@ def _receive(worker, decode):
         return False
     if not ok:
         raise TaskFailed(reply)
-    results, notes = reply
+    result, notes = reply
     if decode is not None:
-        results = decode(results)
+        result = decode(result)
     slot, index, _tries = worker.inflight.pop(task_id)
     slot.notes.extend(notes)
-    if index is None:
-        slot.results = results
-        slot.missing = 0
-    else:
-        slot.results[index] = results[0]
-        slot.missing -= 1
+    slot.results.append((index or 0, result))
+    slot.missing -= 1
     return True
 
 
@@ -181,14 +186,13 @@ def _requeue(dead, queue, lost):
     retries = []
     for slot, index, tries in dead.inflight.values():
         if index is None:
-            slot.results = [None] * len(slot.items)
             slot.missing = len(slot.items)
             parts = range(len(slot.items))
         else:
             parts = (index,)
         for part in parts:
             if tries >= 2:
-                slot.results[part] = lost(slot.items[part], exitcode)
+                slot.results.append((part, lost(slot.items[part], exitcode)))
                 slot.missing -= 1
             else:
                 retries.append((slot, part, [slot.items[part]], tries + 1))

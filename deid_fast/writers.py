@@ -1,24 +1,35 @@
-"""Output formats of the command line: knows files on disk and table types, not DICOM.
-
-Every writer takes the Records of a run, one `write()` each, then `finish()`. None leaves a
-half-written file under the output's name: each writes to a temporary name next to it and
-renames when complete. JSONL and Parquet can resume an interrupted run (`done_paths()`).
+"""Output formats of the command line: knows files on disk and line shapes, not DICOM.
 
 - json: the nested `{entity: {item: fields}}` of `get_identifiers` (held in memory).
-- jsonl: one object per file: path, entity, item, skipped, reason, fields.
+- jsonl: one object per file: path, entity, item, skipped, reason, fields; or, with `--flat`,
+  the table's layout (`deid_fast.table`): one top-level key per field, typed by the dictionary.
 - csv: one row per file, one column per field key across the run.
-- parquet: one row per file, one column per field key, types unified across the run.
-- dicom-json: one DICOM JSON object per line (written by `DicomJsonWriter`).
+- parquet: a dataset in the table's layout (`deid_fast.parquet`).
+- dicom-json: one DICOM JSON object per line.
 
-Values that JSON or a table cell cannot hold as they are: bytes become base64 text; in CSV a
-multi-value is joined with `\\` and a sequence (`expand_sequences=False`) is its JSON text.
+The line formats (jsonl, csv, dicom-json) are written by the workers: each encodes a chunk's
+lines (`write_lines`) and the parent only copies them, in input order, into the output (CSV
+into a spool, turned into the table at the end, since its columns are known only then). A
+chunk's text travels back through the pipe, or through a spill file in the output's folder
+when it is large, so memory does not depend on how large the headers are.
+
+No output is half-written under its name: each is written under a temporary name next to it and
+renamed when complete. JSONL and Parquet can resume an interrupted run (`done_paths()`).
+Values are JSON as `deid_fast.jsontext` writes them: bytes as base64 text; in CSV a multi-value
+is joined with `\\` and a sequence kept whole is its JSON text.
 """
-import base64
 import csv
 import json
 import os
+import shutil
+import tempfile
 
-from deid_fast.dicom import Record
+from deid_fast import bulk
+from deid_fast.dicom import skipped_record
+from deid_fast.errors import InvalidDicomError
+from deid_fast.jsontext import dumps, dumps_text, loads
+from deid_fast.resume import DonePaths
+from deid_fast.table import flat_line
 
 FORMATS = ("json", "jsonl", "csv", "parquet", "dicom-json")
 EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -27,6 +38,10 @@ RESUMABLE = ("jsonl", "parquet")
 #: The columns every row starts with, before the field keys (which are DICOM keywords or
 #: private tags, so they never clash with these).
 RECORD_COLUMNS = ("path", "entity", "item", "skipped", "reason")
+#: A chunk's text past this size goes through a spill file instead of the pipe.
+SPILL_BYTES = 4 << 20
+
+NESTED, FLAT, DICOM_JSON = "nested", "flat", "dicom-json"
 
 
 class OutputError(Exception):
@@ -45,25 +60,12 @@ def format_of(path, explicit=None):
     return EXTENSIONS[extension]
 
 
-def _base64(value):
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def to_json(value):
-    """JSON text (one line) of a value made of R6 builtins: bytes as base64."""
-    return json.dumps(value, ensure_ascii=False, default=_base64)
-
-
 def jsonl_line(record):
-    return to_json({"path": record.path, "entity": record.entity, "item": record.item,
-                    "skipped": record.skipped, "reason": record.reason,
-                    "fields": record.fields}) + "\n"
-
-
-def _partial_name(path):
-    return path + ".partial"
+    """The JSONL line (bytes, with its newline) of a Record: path, entity, item, skipped,
+    reason, fields."""
+    head = dumps({"path": record.path, "entity": record.entity, "item": record.item,
+                  "skipped": record.skipped, "reason": record.reason})
+    return head[:-1] + b',"fields":' + dumps(record.fields) + b"}\n"
 
 
 def check_folder(path):
@@ -72,45 +74,154 @@ def check_folder(path):
         raise OutputError(f"the folder of {path!r} does not exist")
 
 
-class _Stdout:
-    """`-o -`: written straight through (no temporary name, no resume)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def write(self, text):
-        self.stream.write(text)
-
-    def close(self):
-        self.stream.flush()
+def remove_temporary(folder):
+    """Remove what a killed run left under temporary names in `folder`."""
+    for name in os.listdir(folder):
+        if name.endswith(".tmp"):
+            os.unlink(os.path.join(folder, name))
 
 
-class _LineFile:
-    """A text file of lines written under `path + ".partial"` and renamed to `path` when
-    finished. On resume it continues the partial file (or the finished one), dropping a last
-    line cut short by a killed run."""
+def replace_output(path, produce):
+    """`produce(name)` creates the output (a file or a folder) under a temporary name next to
+    `path`, which then takes `path`'s place; an earlier output there is removed after."""
+    folder, base = os.path.split(os.path.abspath(path))
+    temporary = tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".new")
+    os.rmdir(temporary)              # a unique name: `produce` creates what it needs there
+    produce(temporary)
+    if os.path.isdir(path) and not os.path.islink(path):
+        old = tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".old")
+        os.rmdir(old)
+        os.replace(path, old)
+        os.replace(temporary, path)
+        shutil.rmtree(old)
+    else:
+        if os.path.isdir(temporary) and os.path.lexists(path):
+            os.unlink(path)
+        os.replace(temporary, path)
 
-    def __init__(self, path, resume):
+
+# --- in a worker: a chunk's lines ----------------------------------------------------------------
+
+
+class LineJob:
+    """What a worker needs to write a chunk's lines: the reading job, the shape of a line, the
+    folder for spill files (None: never spill), and whether to list the field keys (CSV)."""
+
+    __slots__ = ("job", "shape", "spill_folder", "keys")
+
+    def __init__(self, job, shape, spill_folder=None, keys=False):
+        self.job, self.shape, self.spill_folder, self.keys = job, shape, spill_folder, keys
+
+
+class _ChunkText:
+    """A chunk's text, in memory until it passes SPILL_BYTES, then in a spill file."""
+
+    def __init__(self, spill_folder):
+        self.spill_folder = spill_folder
+        self.pieces, self.size = [], 0
+        self.spill, self.handle = None, None
+
+    def write(self, data):
+        if self.handle is not None:
+            self.handle.write(data)
+            return
+        self.pieces.append(data)
+        self.size += len(data)
+        if self.size > SPILL_BYTES and self.spill_folder is not None:
+            descriptor, self.spill = tempfile.mkstemp(dir=self.spill_folder,
+                                                      prefix=".deid-fast-chunk-", suffix=".tmp")
+            self.handle = os.fdopen(descriptor, "wb")
+            self.handle.writelines(self.pieces)
+            self.pieces = []
+
+    def result(self):
+        if self.handle is not None:
+            self.handle.close()
+            return b"", self.spill
+        return b"".join(self.pieces), None
+
+
+def write_lines(line_job, items, offset=0, context=None):
+    """In a worker: the lines of `items` in `line_job.shape`. Returns `(text, spill, rows,
+    skipped, keys)`: the lines (bytes), or the name of the spill file holding them; the number
+    of lines; the files skipped as `(path, kind, reason, offset)` tuples (kind "no-entity" or
+    "no-item", offset None, for files written without a group); the field keys in first-seen
+    order when `line_job.keys`, else None."""
+    text = _ChunkText(line_job.spill_folder)
+    skipped, keys, rows = [], {} if line_job.keys else None, 0
+    if line_job.shape == DICOM_JSON:
+        for outcome in bulk.read_dicom_json(line_job.job, items):
+            if isinstance(outcome, InvalidDicomError):
+                skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
+            else:
+                text.write(outcome + b"\n")
+                rows += 1
+        return (*text.result(), rows, skipped, None)
+    line_of = flat_line if line_job.shape == FLAT else jsonl_line
+    for outcome in bulk.read_each(line_job.job, items):
+        if isinstance(outcome, InvalidDicomError):
+            skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
+            outcome = skipped_record(outcome)
+        elif outcome.skipped is not None:
+            skipped.append((outcome.path, outcome.skipped, outcome.reason, None))
+        if keys is not None and outcome.fields:
+            keys.update(dict.fromkeys(outcome.fields))
+        text.write(line_of(outcome))
+        rows += 1
+    return (*text.result(), rows, skipped, None if keys is None else list(keys))
+
+
+def lost_lines(line_job, error):
+    """The result `write_lines` would give for a file whose worker died (twice) reading it."""
+    skipped = [(error.path, error.kind, error.reason, error.offset)]
+    if line_job.shape == DICOM_JSON:
+        return b"", None, 0, skipped, None
+    line_of = flat_line if line_job.shape == FLAT else jsonl_line
+    return line_of(skipped_record(error)), None, 1, skipped, [] if line_job.keys else None
+
+
+# --- in the parent: copying the chunks -------------------------------------------------------
+
+
+class _Target:
+    """Where lines go: standard output, or a file written as `path + ".partial"` and renamed
+    to `path` when finished (on resume, the partial file, or the finished one, is continued,
+    dropping a last line cut short by a killed run)."""
+
+    def __init__(self, path, resume=False, stream=None):
+        self.path, self.stream = path, stream
+        if stream is not None:
+            self.handle = stream
+            self.partial = None
+            return
         check_folder(path)
-        self.path = path
-        self.partial = _partial_name(path)
+        self.partial = path + ".partial"
         if resume and not os.path.exists(self.partial) and os.path.exists(path):
             os.replace(path, self.partial)      # a finished run: continue it with new files
         if resume and os.path.exists(self.partial):
             _drop_torn_line(self.partial)
-            self.handle = open(self.partial, "a", encoding="utf-8", newline="\n")
+            self.handle = open(self.partial, "ab")
         else:
-            self.handle = open(self.partial, "w", encoding="utf-8", newline="\n")
+            self.handle = open(self.partial, "wb")
 
-    def write(self, text):
-        self.handle.write(text)
+    def copy(self, text, spill):
+        if spill is None:
+            self.handle.write(text)
+            return
+        with open(spill, "rb") as source:
+            shutil.copyfileobj(source, self.handle, 1 << 20)
+        os.unlink(spill)
 
     def close(self):
-        self.handle.close()
-        os.replace(self.partial, self.path)
+        self.handle.flush()
+        if self.partial is not None:
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            os.replace(self.partial, self.path)
 
     def abandon(self):
-        self.handle.close()
+        if self.partial is not None:
+            self.handle.close()
 
 
 def _drop_torn_line(path):
@@ -131,51 +242,113 @@ def _drop_torn_line(path):
 
 
 def _jsonl_paths(path):
-    paths = set()
-    with open(path, encoding="utf-8") as handle:
+    done = DonePaths()
+    with open(path, "rb") as handle:
         for line in handle:
-            if line.endswith("\n"):
-                paths.add(json.loads(line)["path"])
-    return paths
+            if line.endswith(b"\n"):
+                done.add(loads(line)["path"])
+    return done
 
 
-def read_jsonl(job, items):
-    """In a worker, `bulk.read_identifiers` with each Record already its JSONL line, as
-    `(line, skipped, reason)`: the parent then only writes lines (errors stay errors)."""
-    from deid_fast.bulk import read_identifiers   # bulk is the layer above
-    return [(jsonl_line(outcome), outcome.skipped, outcome.reason)
-            if type(outcome) is Record else outcome for outcome in read_identifiers(job, items)]
+class LineWriter:
+    """JSONL (nested or flat) and DICOM JSON: the chunks' lines copied in input order."""
 
-
-class JsonlWriter:
     def __init__(self, path, resume=False, stream=None):
-        self.out = _Stdout(stream) if stream is not None else _LineFile(path, resume)
+        self.target = _Target(path, resume, stream)
         self.written = 0
 
+    def spill_folder(self):
+        """Where workers may put spill files: next to the output (None for standard output:
+        the chunks come through the pipe)."""
+        return None if self.target.partial is None else os.path.dirname(
+            os.path.abspath(self.target.path))
+
     def done_paths(self):
-        return _jsonl_paths(self.out.partial) if isinstance(self.out, _LineFile) else set()
+        return DonePaths() if self.target.partial is None else _jsonl_paths(self.target.partial)
 
-    def write(self, record):
-        self.write_line(jsonl_line(record))
-
-    def write_line(self, line):
-        self.out.write(line)
-        self.written += 1
+    def take(self, result):
+        text, spill, rows, _skipped, _keys = result
+        self.target.copy(text, spill)
+        self.written += rows
 
     def finish(self):
-        self.out.close()
+        self.target.close()
 
     def abandon(self):
-        if isinstance(self.out, _LineFile):
-            self.out.abandon()
+        self.target.abandon()
 
 
-class DicomJsonWriter(JsonlWriter):
-    """One DICOM JSON object per line, for each file read (skipped files have no line)."""
+class CsvWriter:
+    """The chunks' nested JSONL lines are spooled (the columns are known only at the end), then
+    written as CSV: one row per file, a column per field key in first-seen order."""
 
-    def write(self, path, text):  # noqa: D102 - a file's DICOM JSON text, not a Record
-        self.out.write(text + "\n")
-        self.written += 1
+    def __init__(self, path, stream=None):
+        self.path, self.stream = path, stream
+        folder = None
+        if stream is None:
+            check_folder(path)
+            folder = os.path.dirname(os.path.abspath(path))
+        descriptor, self.spool_name = tempfile.mkstemp(dir=folder, prefix=".deid-fast-",
+                                                       suffix=".spool.tmp")
+        self.spool = os.fdopen(descriptor, "wb")
+        self.keys = {}   # every field key of the run, in first-seen order
+        self.written = 0
+
+    def spill_folder(self):
+        return os.path.dirname(self.spool_name)
+
+    def take(self, result):
+        text, spill, rows, _skipped, keys = result
+        if keys:
+            self.keys.update(dict.fromkeys(keys))
+        if spill is None:
+            self.spool.write(text)
+        else:
+            with open(spill, "rb") as source:
+                shutil.copyfileobj(source, self.spool, 1 << 20)
+            os.unlink(spill)
+        self.written += rows
+
+    def finish(self):
+        self.spool.close()
+        header = list(RECORD_COLUMNS) + list(self.keys)
+        if self.stream is not None:
+            self._write(self.stream, header)
+            self.stream.flush()
+        else:
+            def produce(temporary):
+                with open(temporary, "w", encoding="utf-8", newline="") as target:
+                    self._write(target, header)
+            replace_output(self.path, produce)
+        os.remove(self.spool_name)
+
+    def _write(self, target, header):
+        writer = csv.writer(target)
+        writer.writerow(header)
+        with open(self.spool_name, "rb") as spool:
+            for line in spool:
+                row = loads(line)
+                fields = row.pop("fields") or {}
+                writer.writerow([csv_cell(row[column]) for column in RECORD_COLUMNS] +
+                                [csv_cell(fields.get(key)) for key in self.keys])
+
+    def abandon(self):
+        self.spool.close()
+        os.remove(self.spool_name)
+
+
+def csv_cell(value):
+    """A CSV cell of a value as read back from JSON (bytes are base64 text already):
+    multi-values joined with `\\`, sequences JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        if any(isinstance(item, dict) for item in value):
+            return dumps_text(value)
+        return "\\".join(csv_cell(item) for item in value)
+    if isinstance(value, dict):
+        return dumps_text(value)
+    return str(value)
 
 
 class JsonWriter:
@@ -200,81 +373,18 @@ class JsonWriter:
             self.stream.write(text)
             self.stream.flush()
             return
-        partial = _partial_name(self.path)
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(partial, self.path)
+
+        def produce(temporary):
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        replace_output(self.path, produce)
 
     def abandon(self):
         pass
 
 
-def csv_cell(value):
-    """A CSV cell of an R6 value: multi-values joined with `\\`, bytes base64, sequences JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        if any(isinstance(item, dict) for item in value):
-            return to_json(value)
-        return "\\".join(csv_cell(item) for item in value)
+def _base64(value):
     if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dict):
-        return to_json(value)
-    return str(value)
-
-
-class CsvWriter:
-    """Rows are spooled as JSONL (the columns are known only at the end), then written."""
-
-    def __init__(self, path, stream=None):
-        # bytes are base64 text in the spool, which is also their CSV cell
-        self.path, self.stream = path, stream
-        if stream is None:
-            check_folder(path)
-            self.spool_name = path + ".spool.jsonl"
-        else:
-            import tempfile
-            descriptor, self.spool_name = tempfile.mkstemp(suffix=".jsonl")
-            os.close(descriptor)
-        self.spool = open(self.spool_name, "w", encoding="utf-8", newline="\n")
-        self.keys = {}   # every field key of the run, in first-seen order
-        self.written = 0
-
-    def write(self, record):
-        if record.fields:
-            self.keys.update(dict.fromkeys(record.fields))
-        self.spool.write(jsonl_line(record))
-        self.written += 1
-
-    def finish(self):
-        self.spool.close()
-        header = list(RECORD_COLUMNS) + list(self.keys)
-        target = self.stream
-        partial = None
-        if target is None:
-            partial = _partial_name(self.path)
-            target = open(partial, "w", encoding="utf-8", newline="")
-        try:
-            writer = csv.writer(target)
-            writer.writerow(header)
-            with open(self.spool_name, encoding="utf-8") as spool:
-                for line in spool:
-                    row = json.loads(line)
-                    fields = row.pop("fields") or {}
-                    writer.writerow([csv_cell(row[column]) for column in RECORD_COLUMNS] +
-                                    [csv_cell(fields.get(key))
-                                     for key in self.keys])
-        finally:
-            if partial is not None:
-                target.close()
-        if partial is not None:
-            os.replace(partial, self.path)
-        else:
-            target.flush()
-        os.remove(self.spool_name)
-
-    def abandon(self):
-        self.spool.close()
-        os.remove(self.spool_name)
+        return dumps_text(value)[1:-1]
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

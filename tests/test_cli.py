@@ -131,7 +131,7 @@ def csv_cell(value):
     if value is None:
         return ""
     if isinstance(value, list) and any(isinstance(item, dict) for item in value):
-        return json.dumps(b64(value), ensure_ascii=False)
+        return json.dumps(b64(value), ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, list):
         return "\\".join(csv_cell(item) for item in value)
     if isinstance(value, bytes):
@@ -158,103 +158,132 @@ def test_csv_has_a_column_per_field_key_of_the_run(tree, tmp_path, expand):
     assert len(pd.read_csv(out, low_memory=False)) == len(expected)
 
 
-def expected_cell(value, data_type):
-    """A value of a file as the unified column type holds it (the issue's rules)."""
-    if value is None:
-        return None
-    if pa.types.is_list(data_type):
-        return [expected_cell(item, data_type.value_type)
-                for item in (value if isinstance(value, list) else [value])]
-    if data_type == pa.string():
-        if isinstance(value, bytes):
-            return base64.b64encode(value).decode("ascii")
-        if isinstance(value, dict):
-            return json.dumps(b64(value), ensure_ascii=False)
-        return value if isinstance(value, str) else str(value)
-    if data_type == pa.float64():
-        return float(value)
-    return value
+def read_parts(out):
+    """The dataset folder `out`, read the way each reader reads a folder of parts."""
+    import duckdb
+    import polars as pl
+    glob = str(out / "*.parquet")
+    return {"pyarrow": pq.read_table(out), "pandas": pd.read_parquet(out),
+            "polars": pl.read_parquet(glob), "duckdb": duckdb.sql(f"SELECT * FROM '{glob}'")}
 
 
-def same_cell(got, want):
-    if isinstance(want, float) and math.isnan(want):
-        return isinstance(got, float) and math.isnan(got)
-    if isinstance(want, list):
-        return isinstance(got, list) and len(got) == len(want) and all(
-            same_cell(a, b) for a, b in zip(got, want))
-    return type(got) is type(want) and got == want
-
-
-@pytest.mark.parametrize("expand", [True, False])
-def test_parquet_is_one_table_one_row_per_file(tree, tmp_path, expand):
-    out = tmp_path / "ids.parquet"
-    run("get", tree, "-o", out, "--workers", "2", *([] if expand else ["--no-expand-sequences"]))
-    expected = list(iter_identifiers(tree, workers=1, expand_sequences=expand))
-    frame = pd.read_parquet(out)          # what a user does
-    assert len(frame) == len(expected)
-    assert list(frame["path"]) == [record.path for record in expected]
-    table = pq.read_table(out)
-    keys = list(dict.fromkeys(key for record in expected for key in (record.fields or {})))
-    assert table.column_names == COLUMNS + keys
-    rows = table.to_pylist()
-    for row, record in zip(rows, expected):
-        assert [row[column] for column in COLUMNS] == list(record[:3]) + [record.skipped,
-                                                                          record.reason]
-        for key in keys:
-            want = expected_cell((record.fields or {}).get(key), table.schema.field(key).type)
-            assert same_cell(row[key], want), (record.path, key, row[key], want)
-    assert not (tmp_path / "ids.parquet.parts").exists()
-
-
-def test_parquet_unifies_types_across_parts(tmp_path, monkeypatch):
-    """Types unified across the run: int and str -> str, int and float -> float, scalar and
-    list -> list, bytes and str -> str (base64), missing -> null; parts written with narrower
-    types are converted when the table is put together."""
-    from deid_fast import parquet
-    from deid_fast.dicom import Record
-    monkeypatch.setattr(parquet, "PART_ROWS", 2)
-    records = [Record("a", "e", "1", {"A": 5, "B": 1, "C": 2.5, "D": b"\x00\x01", "E": b"x",
-                                      "H": [1, "x", 2.5], "I": [1, 2.5]}),
-               Record("b", "e", "2", {"A": 7, "B": 2, "C": [1.0, 2.0], "F": [{"K": "v"}]}),
-               Record("c", "e", "3", {"A": "x", "B": 2.5, "C": 3.0, "D": "text", "G": 2 ** 70}),
-               Record("d", None, None, None, "not-dicom", "no DICM")]
-    writer = parquet.ParquetWriter(str(tmp_path / "t.parquet"))
+def table_rows(records):
+    """The rows the table should hold for `records` (read with expand_sequences=False), by
+    the README's rules (test_table's independent implementation)."""
+    from test_table import DICTIONARY, b64, cell, fits
+    rows = []
     for record in records:
-        writer.write(record)
-    writer.finish()
-    table = pq.read_table(tmp_path / "t.parquet")
-    types = {field.name: field.type for field in table.schema}
-    assert types["A"] == pa.string() and types["B"] == pa.float64()
-    assert types["C"] == pa.list_(pa.float64()) and types["D"] == pa.string()
-    assert types["E"] == pa.binary() and types["F"] == pa.list_(pa.string())
-    assert types["G"] == pa.string() and types["H"] == pa.list_(pa.string())
-    assert types["I"] == pa.list_(pa.float64())
-    columns = table.to_pydict()
-    assert columns["A"] == ["5", "7", "x", None]
-    assert columns["B"] == [1.0, 2.0, 2.5, None]
-    assert columns["C"] == [[2.5], [1.0, 2.0], [3.0], None]
-    assert columns["D"] == ["AAE=", None, "text", None]
-    assert columns["E"] == [b"x", None, None, None]
-    assert columns["F"] == [None, ['{"K": "v"}'], None, None]
-    assert columns["G"] == [None, None, str(2 ** 70), None]
-    assert columns["H"][0] == ["1", "x", "2.5"] and columns["I"][0] == [1.0, 2.5]
-    assert columns["skipped"] == [None, None, None, "not-dicom"]
+        row = dict(zip(COLUMNS, [record.path, record.entity, record.item, record.skipped,
+                                 record.reason]))
+        as_read, private = {}, {}
+        for key, value in (record.fields or {}).items():
+            if key.startswith("("):
+                private[key] = b64(value)
+            elif fits(value, *DICTIONARY[key]):
+                row[key] = cell(value, *DICTIONARY[key])
+            else:
+                as_read[key] = b64(value)
+        rows.append((row, as_read, private))
+    return rows
 
 
-def test_parquet_resume_numbers_parts_after_the_highest(tmp_path):
-    """Parts a killed cluster run leaves can have gaps: new parts never overwrite old ones."""
-    from deid_fast import parquet
-    from deid_fast.dicom import Record
-    out = str(tmp_path / "t.parquet")
-    os.makedirs(out + ".parts")
-    for number, path in ((0, "a"), (3, "b")):
-        table, _ = parquet.table_of([Record(path, "e", path, {"PatientID": "e"})])
-        parquet.write_part(table, parquet.part_path(out + ".parts", number))
-    writer = parquet.ParquetWriter(out, resume=True)
-    assert writer.next_part == 4 and writer.done_paths() == {"a", "b"}
-    writer.write(Record("c", "e", "c", {"PatientID": "e", "StudyDate": "20200101"}))
-    writer.finish()
-    assert pq.read_table(out).column("path").to_pylist() == ["a", "b", "c"]
+def assert_table_holds(data, records):
+    """`data` (an Arrow table) holds exactly the rows of `records`, typed by the dictionary."""
+    from test_table import DICTIONARY, b64, expected_type, same
+
+    from deid_fast.jsontext import loads
+    expected = table_rows(records)
+    keywords = {key for row, _a, _p in expected for key in row if key not in COLUMNS}
+    assert data.column_names[:5] == COLUMNS
+    assert data.column_names[-2:] == ["values_as_read", "private"]
+    assert set(data.column_names[5:-2]) == keywords       # one column per keyword present
+    for name in data.column_names[5:-2]:
+        assert data.schema.field(name).type == expected_type(*DICTIONARY[name]), name
+    assert data.num_rows == len(expected)
+    for got, (want, as_read, private) in zip(data.to_pylist(), expected):
+        for name, value in want.items():
+            if DICTIONARY.get(name, ("",))[0] == "SQ":
+                assert same(loads(got[name]), b64(value)), (want["path"], name)
+            else:
+                assert same(got[name], value), (want["path"], name, got[name], value)
+        assert all(got[name] is None for name in data.column_names[5:-2] if name not in want)
+        for column, texts in (("values_as_read", as_read), ("private", private)):
+            assert same({key: loads(text) for key, text in (got[column] or [])}, texts), \
+                (want["path"], column)
+
+
+def test_parquet_is_a_dataset_every_reader_reads_as_one_typed_table(tree, tmp_path):
+    """A folder of parts with one schema (the dictionary's types), read as one table by
+    pyarrow, pandas, polars and duckdb; every value in its typed column or, when it does not
+    fit, in values_as_read; one row per file in input order."""
+    out = tmp_path / "ids.parquet"
+    run("get", tree, "-o", out, "--workers", "2", "--include-private")
+    records = list(iter_identifiers(tree, workers=1, expand_sequences=False,
+                                    include_private=True))
+    assert out.is_dir() and not (tmp_path / "ids.parquet.partial").exists()
+    parts = sorted(out.glob("*.parquet"))
+    schema = pq.read_schema(out / "_common_metadata")
+    assert parts and all(pq.read_schema(part).equals(schema) for part in parts)
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
+    readers = read_parts(out)
+    assert_table_holds(readers["pyarrow"], records)
+    assert list(readers["pandas"]["path"]) == [record.path for record in records]
+    polars_frame = readers["polars"]
+    assert polars_frame.columns == readers["pyarrow"].column_names
+    assert str(polars_frame.schema["Rows"]) == "Int64"
+    assert str(polars_frame.schema["PixelSpacing"]) == "List(Float64)"
+    assert polars_frame["path"].to_list() == [record.path for record in records]
+    duck = readers["duckdb"]
+    assert duck.columns == readers["pyarrow"].column_names
+    assert dict(zip(duck.columns, map(str, duck.types)))["Rows"] == "BIGINT"
+    assert duck.aggregate("count(*)").fetchall()[0][0] == len(records)
+
+
+def test_parquet_single_file_and_standard_output_hold_the_same_table(tree, tmp_path):
+    dataset, single = tmp_path / "ids.parquet", tmp_path / "one.parquet"
+    run("get", tree / "group0", "-o", dataset)
+    run("get", tree / "group0", "-o", single, "--single-file")
+    binary = subprocess.run([str(SCRIPT), "get", str(tree / "group0"), "-o", "-", "--format",
+                             "parquet"], capture_output=True, timeout=600, check=True)
+    assert single.is_file()
+    expected = pq.read_table(dataset)
+    assert pq.read_table(single).equals(expected)
+    assert pq.read_table(pa.BufferReader(binary.stdout)).equals(expected)
+
+
+def test_flat_jsonl_is_the_table_as_polars_and_duckdb_read_it(tree, tmp_path):
+    """--flat: one key per field, typed as the table; polars and duckdb read typed columns
+    without JSON functions; a float JSON cannot hold (NaN) goes to values_as_read."""
+    import duckdb
+    import polars as pl
+    out = tmp_path / "ids.jsonl"
+    run("get", tree, "-o", out, "--flat", "--workers", "2")
+    records = list(iter_identifiers(tree, workers=1, expand_sequences=False))
+    lines = jsonl(out)
+    assert [line["path"] for line in lines] == [record.path for record in records]
+    dataset = tmp_path / "ids.parquet"
+    run("get", tree, "-o", dataset)
+    for line, row in zip(lines, pq.read_table(dataset).to_pylist()):
+        for key, value in line.items():
+            if key in ("values_as_read", "private"):
+                continue
+            if isinstance(row[key], bytes):
+                assert value == base64.b64encode(row[key]).decode("ascii")
+            else:
+                assert value == row[key], (line["path"], key)
+        typed = {key for key, value in row.items() if value is not None and
+                 key not in ("values_as_read", "private")}
+        moved = typed - set(line)       # typed in Parquet, not in the flat line: NaN and inf
+        for key in moved:
+            values = row[key] if isinstance(row[key], list) else [row[key]]
+            assert any(not math.isfinite(value) for value in values), (line["path"], key)
+        assert moved <= set(line.get("values_as_read", {}))
+    frame = pl.read_ndjson(out, infer_schema_length=None)
+    assert str(frame.schema["Rows"]) == "Int64" and str(frame.schema["PatientID"]) == "String"
+    assert str(frame.schema["PixelSpacing"]) == "List(Float64)"
+    described = duckdb.sql(f"DESCRIBE SELECT * FROM read_json_auto('{out}')").fetchall()
+    types = {name: kind for name, kind, *_rest in described}
+    assert types["Rows"] == "BIGINT" and types["PixelSpacing"] == "DOUBLE[]"
 
 
 def reference_dicom_json(path, skip=("PixelData",)):
@@ -316,8 +345,8 @@ def test_standard_output(tree):
     assert next(csv.reader(done.stdout.splitlines()))[:5] == COLUMNS
     binary = subprocess.run([str(SCRIPT), "get", str(tree / "group0"), "-o", "-", "--format",
                              "parquet"], capture_output=True, timeout=600, check=True)
-    table = pq.read_table(pa.BufferReader(binary.stdout))
-    assert table.column("path").to_pylist() == [line["path"] for line in lines]
+    data = pq.read_table(pa.BufferReader(binary.stdout))
+    assert data.column("path").to_pylist() == [line["path"] for line in lines]
 
 
 def test_exit_statuses(tree, tmp_path):
@@ -406,11 +435,13 @@ def test_jsonl_resume_after_a_killed_run(many, tmp_path):
 
 def test_parquet_resume_after_a_killed_run(many, tmp_path):
     out = tmp_path / "ids.parquet"
-    parts = tmp_path / "ids.parquet.parts"
+    parts = tmp_path / "ids.parquet.partial"
     process = start("get", many, "-o", out, "--workers", "2")
-    kill_when(process, lambda: parts.exists() and any(parts.glob("*.parquet")))
+    kill_when(process, lambda: parts.exists() and len(list(parts.glob("*.parquet"))) > 2)
     assert not out.exists()
     assert all(part.suffix == ".parquet" or part.suffix == ".tmp" for part in parts.iterdir())
+    chunks = sorted({int(part.name[5:13]) for part in parts.glob("*.parquet")})
+    assert chunks == list(range(len(chunks)))     # the complete parts are a prefix of the run
     for part in parts.glob("*.parquet"):
         pq.read_table(part)                       # every complete part is whole
     run("get", many, "-o", out, "--workers", "2", "--resume")
@@ -425,7 +456,7 @@ def test_interrupted_run_exits_130_and_resumes(many, tmp_path):
     """Ctrl-C: the workers stop, what was read is kept (the Parquet rows in memory are written
     as a part), exit status 130, and --resume finishes the run."""
     out = tmp_path / "ids.parquet"
-    parts = tmp_path / "ids.parquet.parts"
+    parts = tmp_path / "ids.parquet.partial"
     process = subprocess.Popen([str(SCRIPT), "get", str(many), "-o", str(out), "--workers", "2"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

@@ -18,12 +18,13 @@ from distributed import Client, LocalCluster
 
 sys.path.insert(0, os.path.dirname(__file__))
 from compare import assert_same  # noqa: E402
+from test_table import same  # noqa: E402
 from corpus import shipped_files  # noqa: E402
 from generate import generate_all  # noqa: E402
 
 import deid_fast  # noqa: E402
 from deid_fast import dask as on_dask  # noqa: E402
-from deid_fast import parquet  # noqa: E402
+from deid_fast import table  # noqa: E402
 
 SCRIPT = Path(sys.executable).with_name("deid-fast")
 
@@ -72,26 +73,54 @@ def test_to_bag_holds_the_records_of_iter_identifiers(client, mixed):
     assert {r.skipped for r in records} >= {None, "not-dicom", "empty", "unreadable"}
 
 
+def local_table(files, tmp_path, *options):
+    """The Parquet table `deid-fast get` writes for `files` (a dataset folder, read whole)."""
+    out = tmp_path / "local.parquet"
+    subprocess.run([str(SCRIPT), "get", *map(str, files), "-o", str(out), *options],
+                   capture_output=True, timeout=600, check=True)
+    return pq.read_table(out)
+
+
 def test_to_dataframe_is_the_parquet_table(client, mixed, tmp_path):
-    """One row per file, the Parquet writer's columns and types (as pandas ArrowDtype)."""
+    """One row per file in the Parquet output's layout, its columns known without reading
+    (every keyword of the dictionary): the keywords the files have hold the Parquet table's
+    values, the others are null."""
     frame = on_dask.to_dataframe(mixed, chunk_files=64)
     assert frame.npartitions == -(-len(mixed) // 64)
-    computed = frame.compute(scheduler=client)
-    writer = parquet.ParquetWriter(str(tmp_path / "local.parquet"))
-    for record in deid_fast.iter_identifiers(mixed, workers=1):
-        writer.write(record)
-    writer.finish()
-    local = pq.read_table(tmp_path / "local.parquet")
-    table = pa.Table.from_pandas(computed.reset_index(drop=True), preserve_index=False)
-    assert table.schema.names == local.schema.names
-    assert table.schema.types == local.schema.types
-    assert_same(table.to_pylist(), local.to_pylist(), "rows")
+    assert list(frame.columns) == table.schema(table.COLUMNS).names
+    computed = pa.Table.from_pandas(frame.compute(scheduler=client).reset_index(drop=True),
+                                    preserve_index=False)
+    local = local_table(mixed, tmp_path)
+    assert computed.select(local.column_names).schema.equals(local.schema)
+    assert same(computed.select(local.column_names).to_pylist(), local.to_pylist())
+    for name in set(computed.column_names) - set(local.column_names):
+        assert computed.column(name).null_count == len(mixed), name
+
+
+def test_selected_columns_are_the_only_ones_built(mixed, monkeypatch):
+    """Dask's column projection reaches the partitions: a selection builds only its columns."""
+    built = []
+    real = table.TableBuilder.table
+
+    def spy(self, keywords=(), exactly=False):
+        built.append(set(keywords))
+        return real(self, keywords, exactly)
+
+    monkeypatch.setattr(table.TableBuilder, "table", spy)
+    frame = on_dask.to_dataframe(mixed, chunk_files=64)
+    selected = frame[["path", "PatientID", "Rows"]].compute(scheduler="sync")
+    assert built and all(keywords == {"PatientID", "Rows"} for keywords in built)
+    expected = frame.compute(scheduler="sync")[["path", "PatientID", "Rows"]]
+    pd.testing.assert_frame_equal(selected.reset_index(drop=True),
+                                  expected.reset_index(drop=True))
 
 
 def test_fields_selects_columns(client, mixed):
     frame = on_dask.to_dataframe(mixed, fields=["PatientName", "StudyDate"], chunk_files=64)
-    keys = [c for c in frame.columns if c not in ("path", "entity", "item", "skipped", "reason")]
-    assert set(keys) <= {"PatientName", "StudyDate", "PatientID", "SOPInstanceUID"}
+    assert list(frame.columns) == ["path", "entity", "item", "skipped", "reason", "StudyDate",
+                                   "PatientName", "PatientID", "SOPInstanceUID"][:5] + \
+        table.ordered(["StudyDate", "PatientName", "PatientID", "SOPInstanceUID"]) + \
+        ["values_as_read", "private"]
     assert len(frame.compute(scheduler=client)) == len(mixed)
 
 
@@ -132,7 +161,8 @@ def test_cli_on_a_scheduler_writes_what_a_local_run_writes(client, tree, tmp_pat
     assert "WARNING: Skipping" in done.stderr and "notes.txt" in done.stderr
     subprocess.run([str(SCRIPT), "get", str(tree), "-o", str(local), "--format", fmt],
                    capture_output=True, timeout=600, check=True)
-    if fmt == "parquet":
+    if fmt == "parquet":      # the same parts, as one table
+        assert sorted(os.listdir(on_cluster)) == sorted(os.listdir(local))
         assert pq.read_table(on_cluster).equals(pq.read_table(local))
         assert len(pd.read_parquet(on_cluster)) == len(list(deid_fast.get_files(tree, check=False)))
     else:
