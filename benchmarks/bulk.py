@@ -1,19 +1,24 @@
-"""Bulk benchmarks (the bulk issue): scaling with workers, threads against processes, chunk
-size, and files/s and peak memory of each output format of the command line.
+"""Bulk benchmarks (the bulk and archive-scale issues): files/s and peak memory of each output
+format of the command line, scaling with workers, memory at 20,000 / 200,000 / 1,000,000
+files, the Parquet table's width, read-back in the readers analysts use, the 990,000-item
+sequence, the JSON encoders, and Dask.
 
-    .venv/bin/python benchmarks/bulk.py [--files 10000] [--big 100000] [--repeats 3]
+    .venv/bin/python benchmarks/bulk.py [--small 20000] [--big 200000] [--huge 1000000]
+                                        [--skip-huge] [--repeats 3] [--only SECTION ...]
 
-The corpus is the `mixed` benchmark corpus (every shipped file deid_fast reads) hard-linked
-into nested folders `bulk-N/dNNN/dNN/` until there are N files, so that 100,000 files cost
-only directory entries. Run it on an otherwise idle machine: it uses every core.
+The trees are the `mixed` benchmark corpus (every shipped file deid_fast reads) plus the
+1,500-item sequence file of `longseq`, hard-linked into nested folders `bulk-mix-N/dNNN/dNN/`
+until there are N files, so that a million files cost only directory entries. Run it on an
+otherwise idle machine: it uses every core. It prints markdown for benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,12 +28,14 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+sys.path.append(str(BENCH_DIR.parent / "tests"))   # rawdicom; after corpus.py of benchmarks
 import corpus  # noqa: E402
 
 import deid_fast  # noqa: E402
 from deid_fast import bulk  # noqa: E402
 
 SCRIPT = Path(sys.executable).with_name("deid-fast")
+OUT_DIR = corpus.CORPUS_DIR / "bulk-out"
 
 
 def quiet():
@@ -38,56 +45,42 @@ def quiet():
     logging.getLogger("deid_fast").setLevel(logging.ERROR)
 
 
+def sources() -> list[str]:
+    return corpus.build_mixed() + [corpus.build_longseq((1500,))[1500]]
+
+
 def build_tree(count: int) -> Path:
-    """`count` files in nested folders, hard links of the mixed corpus (built once)."""
-    root = corpus.CORPUS_DIR / f"bulk-{count}"
-    stamp = root / ".complete"
+    """`count` files in nested folders, hard links of the mixed corpus and the 1,500-item
+    sequence file (built once)."""
+    root = corpus.CORPUS_DIR / f"bulk-mix-{count}"
+    stamp = corpus.CORPUS_DIR / f"bulk-mix-{count}.complete"
     if stamp.exists():
         return root
-    sources = corpus.build_mixed()
+    files = sources()
     for number in range(count):
-        source = sources[number % len(sources)]
-        target = root / f"d{number // 1000:03d}" / f"d{number // 100 % 10:02d}" / \
+        target = root / f"d{number // 10000:03d}" / f"d{number // 100 % 100:02d}" / \
             f"{number:07d}.dcm"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if number % 100 == 0:
+            target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            os.link(source, target)
+            os.link(files[number % len(files)], target)
     stamp.touch()
     return root
+
+
+def huge_sequence_file() -> Path:
+    """A valid file with a 990,000-item sequence (within max_elements), built from bytes."""
+    import rawdicom
+    path = corpus.CORPUS_DIR / "longseq" / "referenced_990000.dcm"
+    if not path.exists():
+        path.write_bytes(rawdicom.long_sequence(990_000))
+    return path
 
 
 def warm(root: Path) -> None:
     for path in bulk.files(str(root)):
         with open(path, "rb") as handle:
             handle.read(65536)
-
-
-def files_per_second(run, count: int, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return count / statistics.median(times)
-
-
-def drain(iterable) -> int:
-    count = 0
-    for _ in iterable:
-        count += 1
-    return count
-
-
-def threads_run(root: Path, workers: int):
-    """get_identifiers on `workers` threads, each on its share of the files (measured only:
-    deid_fast's API is not thread-safe, see the README)."""
-    paths = list(bulk.files(str(root)))
-    shares = [paths[number::workers] for number in range(workers)]
-
-    def run():
-        with concurrent.futures.ThreadPoolExecutor(workers) as executor:
-            list(executor.map(deid_fast.get_identifiers, shares))
-    return run
 
 
 class PeakMemory:
@@ -101,7 +94,7 @@ class PeakMemory:
         self.thread.start()
 
     @staticmethod
-    def _rss(pid: int) -> int:
+    def _pss(pid: int) -> int:
         """Proportional set size: pages a forked worker shares with the parent count once."""
         try:
             with open(f"/proc/{pid}/smaps_rollup") as handle:
@@ -127,9 +120,8 @@ class PeakMemory:
 
     def _sample(self):
         while self.running:
-            pids = self._tree()
-            self.peak = max(self.peak, sum(self._rss(pid) for pid in pids))
-            self.peak_parent = max(self.peak_parent, self._rss(self.pid))
+            self.peak = max(self.peak, sum(self._pss(pid) for pid in self._tree()))
+            self.peak_parent = max(self.peak_parent, self._pss(self.pid))
             time.sleep(0.1)
 
     def stop(self):
@@ -137,104 +129,297 @@ class PeakMemory:
         self.thread.join()
 
 
-def cli_run(root: Path, out: Path, fmt: str, workers: int) -> tuple[float, int, int]:
-    """Seconds, peak memory of the whole process tree, and of the parent alone."""
+def clear(out: Path) -> None:
     for stale in out.parent.glob(out.name + "*"):
-        if stale.is_file():
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
             stale.unlink()
+
+
+def cli_run(paths, out: Path, fmt: str, workers: int, *extra) -> dict:
+    """One `deid-fast get` run: seconds, CPU seconds of all processes, peak memory of the whole
+    process tree and of the parent alone."""
+    clear(out)
     started = time.perf_counter()
-    process = subprocess.Popen([str(SCRIPT), "get", str(root), "-o", str(out), "--format", fmt,
-                                "--workers", str(workers), "--quiet", "--no-progress"],
-                               stderr=subprocess.PIPE, text=True)
+    before = os.times()
+    process = subprocess.Popen([str(SCRIPT), "get", *map(str, paths), "-o", str(out),
+                                "--format", fmt, "--workers", str(workers), "--quiet",
+                                "--no-progress", *extra], stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(process.pid)
     _, stderr = process.communicate()
     seconds = time.perf_counter() - started
+    after = os.times()
     memory.stop()
     if process.returncode != 0:
         raise SystemExit(f"deid-fast failed: {stderr}")
-    return seconds, memory.peak, memory.peak_parent
+    cpu = (after.children_user - before.children_user) + (after.children_system -
+                                                           before.children_system)
+    return {"seconds": seconds, "cpu": cpu, "peak": memory.peak, "parent": memory.peak_parent,
+            "summary": stderr.strip().splitlines()[-1]}
+
+
+def mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def median_run(paths, out, fmt, workers, repeats, *extra):
+    runs = [cli_run(paths, out, fmt, workers, *extra) for _ in range(repeats)]
+    best = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+    best["peak"] = max(run["peak"] for run in runs)
+    best["parent"] = max(run["parent"] for run in runs)
+    return best
+
+
+FORMATS = [("jsonl", ()), ("jsonl", ("--flat",)), ("parquet", ()), ("csv", ()),
+           ("dicom-json", ()), ("json", ())]
+
+
+def section_formats(args, lines, cores):
+    """files/s and memory of each format with 1 and every core's workers."""
+    root = build_tree(args.small)
+    warm(root)
+    lines += ["## Command line, per format", "",
+              f"{args.small:,} files; median of {args.repeats} runs; memory is the peak PSS of "
+              "all processes (and of the parent alone), sampled every 0.1 s", "",
+              "| format | workers | files/s | vs 1 worker | CPU s (all processes) | peak memory "
+              "| parent |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for fmt, extra in FORMATS:
+        base = None
+        for workers in (1, cores):
+            run = median_run([root], OUT_DIR / f"out.{fmt}", fmt, workers, args.repeats, *extra)
+            rate = args.small / run["seconds"]
+            base = base or rate
+            name = fmt + (" " + " ".join(extra) if extra else "")
+            lines.append(f"| {name} | {workers} | {rate:,.0f} | {rate / base:.2f}x | "
+                         f"{run['cpu']:.1f} | {mb(run['peak'])} | {mb(run['parent'])} |")
+            print(lines[-1], flush=True)
+    lines.append("")
+
+
+def section_scale(args, lines, cores):
+    """Memory and files/s at 20,000 / 200,000 / 1,000,000 files, jsonl and parquet."""
+    sizes = [args.small, args.big] + ([] if args.skip_huge else [args.huge])
+    lines += ["## Memory at scale", "", f"{cores} workers, one run each", "",
+              "| format | files | files/s | peak memory (all processes) | parent | output |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for count in sizes:
+        root = build_tree(count)
+        for fmt in ("jsonl", "parquet"):
+            out = OUT_DIR / f"scale.{fmt}"
+            run = cli_run([root], out, fmt, cores)
+            size = sum(path.stat().st_size for path in ([out] if out.is_file()
+                                                        else out.iterdir()))
+            lines.append(f"| {fmt} | {count:,} | {count / run['seconds']:,.0f} | "
+                         f"{mb(run['peak'])} | {mb(run['parent'])} | {mb(size)} |")
+            print(lines[-1], flush=True)
+            if fmt == "parquet" and count == args.big:
+                keep = OUT_DIR / "big.parquet"
+                clear(keep)
+                os.replace(out, keep)
+            if fmt == "jsonl" and count == args.big:
+                cli_run([root], OUT_DIR / "big-flat.jsonl", "jsonl", cores, "--flat")
+    lines.append("")
+
+
+def section_table(args, lines, cores):
+    """The width of the table of every shipped file, and the parts that were rewritten."""
+    import pyarrow.parquet as pq
+    files = corpus.shipped_files()
+    lines += ["## The table of every shipped file", ""]
+    for extra in ((), ("--include-private", "--include-file-meta")):
+        out = OUT_DIR / "shipped.parquet"
+        cli_run(files, out, "parquet", cores, *extra)
+        schema = pq.read_schema(out / "_common_metadata")
+        parts = [name for name in os.listdir(out) if name.endswith(".parquet")]
+        lines.append(f"- {len(files)} files{' ' + ' '.join(extra) if extra else ''}: "
+                     f"**{len(schema)} columns** ({len(schema) - 7} keyword columns), "
+                     f"{len(parts)} part(s)")
+        print(lines[-1], flush=True)
+    old = OUT_DIR / "big.parquet"
+    if old.exists():
+        schema = pq.read_schema(old / "_common_metadata")
+        parts = sorted(name for name in os.listdir(old) if name.endswith(".parquet"))
+        lines.append(f"- the {args.big:,}-file tree: {len(schema)} columns in {len(parts)} "
+                     "parts, all with the same schema: "
+                     f"{all(pq.read_schema(old / name).equals(schema) for name in parts)}")
+    lines.append("")
+
+
+def timed(function):
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def section_readback(args, lines, cores):
+    """The Parquet dataset and the flat JSONL of the big tree, read by each reader."""
+    import duckdb
+    import pandas as pd
+    import polars as pl
+    import pyarrow.parquet as pq
+    dataset, flat = OUT_DIR / "big.parquet", OUT_DIR / "big-flat.jsonl"
+    if not dataset.exists():
+        root = build_tree(args.big)
+        cli_run([root], dataset, "parquet", cores)
+        cli_run([root], flat, "jsonl", cores, "--flat")
+    glob = str(dataset / "*.parquet")
+    rows = [
+        ("pyarrow", "pq.read_table(folder)", lambda: pq.read_table(dataset).num_rows),
+        ("pandas", "pd.read_parquet(folder)", lambda: len(pd.read_parquet(dataset))),
+        ("polars", "pl.read_parquet('folder/*.parquet')", lambda: pl.read_parquet(glob).height),
+        ("duckdb", "SELECT count(*), max(Rows), avg(SliceThickness) FROM 'folder/*.parquet'",
+         lambda: duckdb.sql(f"SELECT count(*), max(Rows), avg(SliceThickness) "
+                            f"FROM '{glob}'").fetchall()[0][0]),
+        ("polars (flat JSONL)", "pl.read_ndjson(file, infer_schema_length=None)",
+         lambda: pl.read_ndjson(flat, infer_schema_length=None).height),
+        ("duckdb (flat JSONL)", "SELECT count(*), max(Rows) FROM read_json_auto(file)",
+         lambda: duckdb.sql(f"SELECT count(*), max(Rows) FROM read_json_auto('{flat}', "
+                            "maximum_object_size=100000000)").fetchall()[0][0]),
+    ]
+    try:
+        from pyspark.sql import SparkSession
+        spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+                 .config("spark.driver.memory", "4g").getOrCreate())
+        spark.sparkContext.setLogLevel("ERROR")
+        rows.append(("Spark (pyspark)", "spark.read.parquet(folder) then count, max(Rows)",
+                     lambda: spark.read.parquet(str(dataset)).selectExpr(
+                         "count(*)", "max(Rows)").collect()[0][0]))
+    except ImportError:
+        spark = None
+    lines += ["## Read-back", "", f"The {args.big:,}-file Parquet dataset "
+              f"({len(os.listdir(dataset)) - 1} parts) and flat JSONL, read whole (one run "
+              "each, warm cache)", "", "| reader | call | rows | seconds |", "|---|---|---:|---:|"]
+    for name, call, function in rows:
+        try:
+            seconds, count = timed(function)
+            lines.append(f"| {name} | `{call}` | {count:,} | {seconds:.2f} |")
+        except Exception as exc:  # noqa: BLE001 - a reader that fails is a result
+            lines.append(f"| {name} | `{call}` | failed: {type(exc).__name__}: "
+                         f"{str(exc)[:120]} | |")
+        print(lines[-1], flush=True)
+    if spark is not None:
+        spark.stop()
+    lines.append("")
+
+
+def section_huge_sequence(args, lines, cores):
+    """A run over the small tree with the 990,000-item sequence file among its files."""
+    import pyarrow.parquet as pq
+    root = build_tree(args.small)
+    huge = huge_sequence_file()
+    lines += ["## The 990,000-item sequence", ""]
+    for fmt in ("parquet", "jsonl"):
+        out = OUT_DIR / f"huge.{fmt}"
+        run = cli_run([root, huge], out, fmt, cores)
+        lines.append(f"- {fmt}: {args.small + 1:,} files with it among them: "
+                     f"{run['seconds']:.1f} s, peak memory {mb(run['peak'])}; {run['summary']}")
+        if fmt == "parquet":
+            data = pq.read_table(out, columns=["path", "ReferencedImageSequence"])
+            cell = data.column(1)[data.num_rows - 1].as_py()
+            lines.append(f"  its ReferencedImageSequence cell: {len(json.loads(cell)):,} items, "
+                         f"{len(cell):,} characters of JSON; table width "
+                         f"{len(pq.read_schema(out / '_common_metadata'))} columns")
+        print(lines[-1], flush=True)
+    lines.append("")
+
+
+def section_encoders(args, lines, cores):
+    """orjson against json for the JSONL and flat shapes, per file of the mixed corpus."""
+    import orjson  # noqa: F401 - what jsontext uses
+
+    from deid_fast import table, writers
+    from deid_fast.dicom import Record
+    files = corpus.build_mixed()
+    nested = [Record(path, "e", "i", deid_fast.get_fields(path)) for path in files]
+    unexpanded = [Record(path, "e", "i", deid_fast.get_fields(path, expand_sequences=False))
+                  for path in files]
+
+    def standard(record):
+        return (json.dumps({"path": record.path, "entity": record.entity, "item": record.item,
+                            "skipped": record.skipped, "reason": record.reason,
+                            "fields": record.fields}, ensure_ascii=False,
+                           default=lambda value: writers.dumps(value).decode()[1:-1])
+                + "\n").encode("utf-8")
+
+    cases = [("nested JSONL line, json (the standard library)", standard, nested),
+             ("nested JSONL line, jsontext (orjson)", writers.jsonl_line, nested),
+             ("flat JSONL line (split + jsontext)", table.flat_line, unexpanded)]
+    lines += ["## JSON encoders", "", f"µs per file over the {len(files)} mixed files, median "
+              "of 7 rounds, one core, CPU time", "", "| encoding | µs per file |", "|---|---:|"]
+    for name, function, records in cases:
+        times = []
+        for _ in range(7):
+            started = time.process_time()
+            for record in records:
+                function(record)
+            times.append(time.process_time() - started)
+        lines.append(f"| {name} | {statistics.median(times) / len(records) * 1e6:,.1f} |")
+        print(lines[-1], flush=True)
+    lines.append("")
+
+
+def section_dask(args, lines, cores):
+    from distributed import Client, LocalCluster
+
+    from deid_fast import dask as on_dask
+    root = build_tree(args.small)
+    quiet()
+    lines += ["## Dask: a LocalCluster of {} worker processes (1 thread each)".format(cores), "",
+              f"{args.small:,} files", "", "| run | seconds | files/s |", "|---|---:|---:|"]
+    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        quiet()
+        address = cluster.scheduler_address
+        runs = [
+            ("get_identifiers(workers=N), local process pool",
+             lambda: deid_fast.get_identifiers(str(root), workers=cores)),
+            ("deid_fast.dask.get_identifiers on the cluster",
+             lambda: on_dask.get_identifiers(str(root), client=client)),
+            ("to_dataframe(fields=[PatientID, StudyDate, Rows]).compute()",
+             lambda: on_dask.to_dataframe(str(root), fields=["PatientID", "StudyDate", "Rows"])
+             .compute(scheduler=client)),
+            ("to_dataframe()[[path, PatientID, Rows]].compute() (projected)",
+             lambda: on_dask.to_dataframe(str(root))[["path", "PatientID", "Rows"]]
+             .compute(scheduler=client)),
+            ("deid-fast get --scheduler -o x.parquet",
+             lambda: cli_run([root], OUT_DIR / "dask.parquet", "parquet", cores, "--scheduler",
+                             address)),
+            ("deid-fast get --workers N -o x.parquet (local, for comparison)",
+             lambda: cli_run([root], OUT_DIR / "local.parquet", "parquet", cores)),
+        ]
+        for name, function in runs:
+            seconds, _ = timed(function)
+            lines.append(f"| {name} | {seconds:.1f} | {args.small / seconds:,.0f} |")
+            print(lines[-1], flush=True)
+    lines.append("")
+
+
+SECTIONS = {"formats": section_formats, "scale": section_scale, "table": section_table,
+            "readback": section_readback, "huge": section_huge_sequence,
+            "encoders": section_encoders, "dask": section_dask}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--big", type=int, default=200_000)
+    parser.add_argument("--huge", type=int, default=1_000_000)
+    parser.add_argument("--skip-huge", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cli-repeats", type=int, default=1)
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     args = parser.parse_args(argv)
     quiet()
-    small, big = build_tree(args.files), build_tree(args.big)
-    out_dir = corpus.CORPUS_DIR / "bulk-out"
-    out_dir.mkdir(exist_ok=True)
-    warm(small)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     cores = bulk.pool.default_workers()
-    lines = [f"# bulk benchmarks, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC",
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=BENCH_DIR).stdout.strip()
+    lines = [f"#### Run of {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC "
+             f"(`benchmarks/bulk.py {' '.join(argv or sys.argv[1:])}`, commit {commit})",
              f"machine: {platform.processor() or platform.machine()}, {cores} cores, Python "
-             f"{platform.python_version()}, deid_fast {deid_fast.__version__}",
-             f"corpus: {args.files:,} and {args.big:,} files (mixed corpus, hard links, "
-             "nested folders), warm page cache; medians of "
-             f"{args.repeats} runs (command line: {args.cli_repeats} at 10,000 files, 1 at "
-             f"{args.big:,}); memory is PSS sampled every 0.1 s", ""]
-
-    count = args.files
-    rows = [("iter_identifiers, 1 worker (in process)",
-             lambda: drain(deid_fast.bulk.iter_identifiers(str(small), workers=1)))]
-    for workers in range(2, cores + 1):
-        rows.append((f"iter_identifiers, {workers} worker processes",
-                     lambda w=workers: drain(bulk.iter_identifiers(str(small), workers=w))))
-        rows.append((f"get_identifiers on {workers} threads", threads_run(small, workers)))
-    for chunk in (8, 32, 64, 256):
-        def chunked(size=chunk):
-            saved = bulk.CHUNK_FILES
-            bulk.CHUNK_FILES = size
-            try:
-                drain(bulk.iter_identifiers(str(small), workers=cores))
-            finally:
-                bulk.CHUNK_FILES = saved
-        rows.append((f"iter_identifiers, {cores} workers, chunks of {chunk} files", chunked))
-    lines += ["## Scaling (API)", "", "| run | files/s | vs 1 worker |", "|---|---:|---:|"]
-    base = None
-    for name, run in rows:
-        rate = files_per_second(run, count, args.repeats)
-        base = base or rate
-        lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
-        print(lines[-1], flush=True)
-
-    lines += ["", f"## Dask: a LocalCluster of {cores} worker processes (1 thread each)", "",
-              "| run | files/s | vs local pool |", "|---|---:|---:|"]
-    from distributed import Client, LocalCluster
-    from deid_fast import dask as on_dask
-    quiet()
-    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        pool_rate = files_per_second(
-            lambda: deid_fast.get_identifiers(str(small), workers=cores), count, args.repeats)
-        dask_rate = files_per_second(
-            lambda: on_dask.get_identifiers(str(small), client=client), count, args.repeats)
-        bag_rate = files_per_second(
-            lambda: on_dask.to_bag(str(small)).compute(scheduler=client), count, args.repeats)
-        for name, rate in ((f"get_identifiers(workers={cores}), local process pool", pool_rate),
-                           ("deid_fast.dask.get_identifiers on the cluster", dask_rate),
-                           ("deid_fast.dask.to_bag(...).compute() on the cluster", bag_rate)):
-            lines.append(f"| {name} | {rate:,.0f} | {rate / pool_rate:.2f}x |")
-            print(lines[-1], flush=True)
-
-    lines += ["", "## Command line, per format", "",
-              "| format | files | workers | files/s | peak memory (PSS), all processes | parent |",
-              "|---|---:|---:|---:|---:|---:|"]
-    plan = [(fmt, small, args.files, workers)
-            for fmt in ("jsonl", "csv", "parquet", "json", "dicom-json")
-            for workers in (1, cores)]
-    plan += [(fmt, big, args.big, cores) for fmt in ("jsonl", "parquet")]
-    for fmt, root, files, workers in plan:
-        runs = [cli_run(root, out_dir / f"out.{fmt}", fmt, workers)
-                for _ in range(args.cli_repeats if files == args.files else 1)]
-        seconds = statistics.median(run[0] for run in runs)
-        peak = max(run[1] for run in runs)
-        parent = max(run[2] for run in runs)
-        lines.append(f"| {fmt} | {files:,} | {workers} | {files / seconds:,.0f} | "
-                     f"{peak / 2**20:,.0f} MB | {parent / 2**20:,.0f} MB |")
-        print(lines[-1], flush=True)
+             f"{platform.python_version()}, deid_fast {deid_fast.__version__}", ""]
+    for name in args.only:
+        SECTIONS[name](args, lines, cores)
     print("\n".join(lines))
     return 0
 

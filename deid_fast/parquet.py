@@ -16,6 +16,7 @@
 - `single_file()` puts a dataset into one file: an explicit step (`--single-file`, or standard
   output), with memory bounded by one row group.
 """
+import array
 import os
 import re
 import shutil
@@ -34,11 +35,13 @@ except ImportError:  # pragma: no cover - the message is tested with pyarrow ins
     pa = pq = None
 
 #: Files per chunk, and so at most rows per part: large enough that a million files make about
-#: a thousand parts, small enough that a worker holds little.
-CHUNK_FILES = 1024
+#: two thousand parts, small enough that a worker holds little (about 70 MB for the test files).
+CHUNK_FILES = 512
 #: About this many bytes of values make a part of their own (a chunk of large headers is
 #: written as several parts, so a worker's memory is bounded by about this, not by the chunk).
 PART_BYTES = 32 << 20
+#: Columns of a part that are not keyword columns: the record's and the two maps.
+_OTHER_COLUMNS = len(table.RECORD_COLUMNS) + 2
 #: Rows of a row group of `single_file()` (and about 128 MB of values at most).
 SINGLE_FILE_ROWS = 65536
 SINGLE_FILE_BYTES = 128 << 20
@@ -54,7 +57,7 @@ def part_name(chunk, offset):
     return f"part-{chunk:08d}-{offset:05d}.parquet"
 
 
-_PART_NAME = re.compile(r"part-(\d{8})-\d{5}\.parquet\Z")
+_PART_NAME = re.compile(r"part-(\d{8})-(\d{5})\.parquet\Z")
 
 
 def chunk_of(name):
@@ -99,7 +102,8 @@ def write_table(data, folder, name):
 def write_parts(part_job, items, offset, context):
     """In a worker: read `items` (files `offset`... of chunk `context[0]`) and write them as
     parts, each with at least the columns `context[1]`. Returns `(parts, rows, skipped,
-    keywords)`: the `(temporary, final)` names of the parts, the rows written, the files
+    keywords)`: the `(temporary, final, columns)` of each part (its names, and how many
+    keyword columns it has), the rows written, the files
     skipped as `(path, kind, reason, offset)` tuples (kind "no-entity"/"no-item" with offset
     None for files written without a group), and the keyword columns of the parts."""
     chunk, known = context
@@ -123,7 +127,8 @@ def write_parts(part_job, items, offset, context):
 def _flush(builder, known, folder, chunk, first, keywords):
     keywords.update(builder.keywords())
     name = part_name(chunk, first)
-    return write_table(builder.table(known), folder, name), name
+    data = builder.table(known)
+    return write_table(data, folder, name), name, data.num_columns - _OTHER_COLUMNS
 
 
 def conform_parts(keywords, paths, offset=0, context=None):
@@ -187,13 +192,21 @@ class DatasetWriter:
             os.makedirs(self.folder, exist_ok=True)
             remove_temporary(self.folder)
         self.part_job = PartJob(job, self.folder)
+        try:     # pyarrow imports pandas when it first builds an array: done here, before the
+            import pandas  # noqa: F401   workers fork, their copies share its memory
+        except ImportError:
+            pass
         self.keywords = set()
+        # the keyword columns of each part, to find those that lack some at the end: 12 bytes
+        # a part (a million files make about two thousand parts)
+        self.part_ids, self.part_columns = array.array("Q"), array.array("I")
         highest = -1
         for name in part_names(self.folder):
             highest = max(highest, chunk_of(name))
-            for field in pq.read_schema(os.path.join(self.folder, name)):
-                if table.is_column(field.name):
-                    self.keywords.add(field.name)
+            names = [field.name for field in pq.read_schema(os.path.join(self.folder, name))
+                     if table.is_column(field.name)]
+            self.keywords.update(names)
+            self._add_part(name, len(names))
         if job.options.select is not None:   # fields=: the columns are known from the start
             self.keywords.update(name for name in job.options.select if table.is_column(name))
         self.next_chunk = highest + 1
@@ -223,26 +236,36 @@ class DatasetWriter:
                 builder = table.TableBuilder()
                 builder.add(skipped_record(result))
                 name = part_name(context[0], offset)
-                result = [(write_table(builder.table(), self.folder, name), name)], 1, [
+                result = [(write_table(builder.table(), self.folder, name), name, 0)], 1, [
                     (result.path, result.kind, result.reason, result.offset)], []
             parts, rows, part_skipped, keywords = result
-            for temporary, final in parts:
+            for temporary, final, columns in parts:
                 os.replace(temporary, os.path.join(self.folder, final))
+                self._add_part(final, columns)
             self.written += rows
             self.keywords.update(keywords)
             skipped.extend(part_skipped)
         return skipped
+
+    def _add_part(self, name, columns):
+        match = _PART_NAME.match(name)
+        self.part_ids.append(int(match[1]) << 20 | int(match[2]))
+        self.part_columns.append(columns)
 
     def finish(self, workers=None):
         """Give every part the run's columns (in `workers` processes), write
         `_common_metadata`, and give the dataset OUT's name (or write it to the stream)."""
         remove_temporary(self.folder)      # what dead workers left
         keywords = tuple(sorted(self.keywords))
-        paths = (os.path.join(self.folder, name) for name in part_names(self.folder))
-        self.rewritten = sum(result for _items, _context, results in bulk.run_chunks(
-            conform_parts, ((chunk, None) for chunk in bulk.chunked(paths, 4, 1 << 62)),
-            keywords, workers) for _offset, result in results
-            if not isinstance(result, InvalidDicomError))
+        lacking = [os.path.join(self.folder, part_name(ident >> 20, ident & 0xFFFFF))
+                   for ident, columns in zip(self.part_ids, self.part_columns)
+                   if columns < len(keywords)]
+        self.rewritten = 0
+        if lacking:
+            self.rewritten = sum(result for _items, _context, results in bulk.run_chunks(
+                conform_parts, ((chunk, None) for chunk in bulk.chunked(lacking, 4, 1 << 62)),
+                keywords, workers) for _offset, result in results
+                if not isinstance(result, InvalidDicomError))
         schema = table.schema(keywords)
         self.columns = len(schema)
         if self.stream is not None:

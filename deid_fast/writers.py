@@ -7,11 +7,12 @@
 - parquet: a dataset in the table's layout (`deid_fast.parquet`).
 - dicom-json: one DICOM JSON object per line.
 
-The line formats (jsonl, csv, dicom-json) are written by the workers: each encodes a chunk's
-lines (`write_lines`) and the parent only copies them, in input order, into the output (CSV
-into a spool, turned into the table at the end, since its columns are known only then). A
-chunk's text travels back through the pipe, or through a spill file in the output's folder
-when it is large, so memory does not depend on how large the headers are.
+The line formats (jsonl, csv, dicom-json) are written by the workers: each writes a chunk's
+lines (`write_lines`) into a file of its own in a private folder next to the output, and the
+parent only appends those files, in input order, to the output (in the kernel, with
+copy_file_range), so neither its time nor its memory depends on how large the headers are. CSV
+goes through a spool, turned into the table at the end, since its columns are known only then.
+To standard output, and on a Dask cluster, the chunks' lines come back in memory instead.
 
 No output is half-written under its name: each is written under a temporary name next to it and
 renamed when complete. JSONL and Parquet can resume an interrupted run (`done_paths()`).
@@ -38,8 +39,6 @@ RESUMABLE = ("jsonl", "parquet")
 #: The columns every row starts with, before the field keys (which are DICOM keywords or
 #: private tags, so they never clash with these).
 RECORD_COLUMNS = ("path", "entity", "item", "skipped", "reason")
-#: A chunk's text past this size goes through a spill file instead of the pipe.
-SPILL_BYTES = 4 << 20
 
 NESTED, FLAT, DICOM_JSON = "nested", "flat", "dicom-json"
 
@@ -114,25 +113,22 @@ class LineJob:
 
 
 class _ChunkText:
-    """A chunk's text, in memory until it passes SPILL_BYTES, then in a spill file."""
+    """A chunk's text: written to a new spill file in `spill_folder` (the parent then copies it
+    in the kernel: cheaper than the pipe for the parent, which would otherwise be the
+    bottleneck of a run), or held in memory when there is no spill folder."""
 
     def __init__(self, spill_folder):
-        self.spill_folder = spill_folder
-        self.pieces, self.size = [], 0
-        self.spill, self.handle = None, None
+        self.pieces, self.spill, self.handle = [], None, None
+        if spill_folder is not None:
+            descriptor, self.spill = tempfile.mkstemp(dir=spill_folder, prefix="chunk-",
+                                                      suffix=".tmp")
+            self.handle = os.fdopen(descriptor, "wb", buffering=1 << 20)
 
     def write(self, data):
         if self.handle is not None:
             self.handle.write(data)
-            return
-        self.pieces.append(data)
-        self.size += len(data)
-        if self.size > SPILL_BYTES and self.spill_folder is not None:
-            descriptor, self.spill = tempfile.mkstemp(dir=self.spill_folder,
-                                                      prefix=".deid-fast-chunk-", suffix=".tmp")
-            self.handle = os.fdopen(descriptor, "wb")
-            self.handle.writelines(self.pieces)
-            self.pieces = []
+        else:
+            self.pieces.append(data)
 
     def result(self):
         if self.handle is not None:
@@ -207,10 +203,8 @@ class _Target:
     def copy(self, text, spill):
         if spill is None:
             self.handle.write(text)
-            return
-        with open(spill, "rb") as source:
-            shutil.copyfileobj(source, self.handle, 1 << 20)
-        os.unlink(spill)
+        else:
+            append_file(spill, self.handle)
 
     def close(self):
         self.handle.flush()
@@ -222,6 +216,24 @@ class _Target:
     def abandon(self):
         if self.partial is not None:
             self.handle.close()
+
+
+def append_file(source, target):
+    """Append the file `source` to the open binary file `target`, then remove `source`: in
+    the kernel (copy_file_range) where it can, else through a buffer."""
+    target.flush()
+    with open(source, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            while size > 0:
+                copied = os.copy_file_range(handle.fileno(), target.fileno(), size)
+                if copied == 0:
+                    break
+                size -= copied
+        except (AttributeError, OSError):        # not Linux, or not between these two files
+            handle.seek(os.fstat(handle.fileno()).st_size - size)
+            shutil.copyfileobj(handle, target, 1 << 20)
+    os.unlink(source)
 
 
 def _drop_torn_line(path):
@@ -250,18 +262,25 @@ def _jsonl_paths(path):
     return done
 
 
+def spill_folder(path):
+    """A new private folder next to the output `path` for the workers' chunk files (on the
+    output's filesystem, so that copying them stays in the kernel)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".chunks")
+
+
 class LineWriter:
     """JSONL (nested or flat) and DICOM JSON: the chunks' lines copied in input order."""
 
     def __init__(self, path, resume=False, stream=None):
         self.target = _Target(path, resume, stream)
+        self.spill = None if stream is not None else spill_folder(path)
         self.written = 0
 
     def spill_folder(self):
-        """Where workers may put spill files: next to the output (None for standard output:
-        the chunks come through the pipe)."""
-        return None if self.target.partial is None else os.path.dirname(
-            os.path.abspath(self.target.path))
+        """Where workers put their chunks' lines (None for standard output: the chunks come
+        through the pipe)."""
+        return self.spill
 
     def done_paths(self):
         return DonePaths() if self.target.partial is None else _jsonl_paths(self.target.partial)
@@ -273,9 +292,15 @@ class LineWriter:
 
     def finish(self):
         self.target.close()
+        self._remove_spill()
 
     def abandon(self):
         self.target.abandon()
+        self._remove_spill()
+
+    def _remove_spill(self):
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
 
 
 class CsvWriter:
@@ -288,14 +313,14 @@ class CsvWriter:
         if stream is None:
             check_folder(path)
             folder = os.path.dirname(os.path.abspath(path))
-        descriptor, self.spool_name = tempfile.mkstemp(dir=folder, prefix=".deid-fast-",
-                                                       suffix=".spool.tmp")
-        self.spool = os.fdopen(descriptor, "wb")
+        self.spill = tempfile.mkdtemp(dir=folder, prefix=".deid-fast-", suffix=".chunks")
+        self.spool_name = os.path.join(self.spill, "spool.jsonl")
+        self.spool = open(self.spool_name, "xb")
         self.keys = {}   # every field key of the run, in first-seen order
         self.written = 0
 
     def spill_folder(self):
-        return os.path.dirname(self.spool_name)
+        return self.spill
 
     def take(self, result):
         text, spill, rows, _skipped, keys = result
@@ -304,9 +329,7 @@ class CsvWriter:
         if spill is None:
             self.spool.write(text)
         else:
-            with open(spill, "rb") as source:
-                shutil.copyfileobj(source, self.spool, 1 << 20)
-            os.unlink(spill)
+            append_file(spill, self.spool)
         self.written += rows
 
     def finish(self):
@@ -320,21 +343,25 @@ class CsvWriter:
                 with open(temporary, "w", encoding="utf-8", newline="") as target:
                     self._write(target, header)
             replace_output(self.path, produce)
-        os.remove(self.spool_name)
+        shutil.rmtree(self.spill)
 
     def _write(self, target, header):
         writer = csv.writer(target)
         writer.writerow(header)
+        position = {key: number for number, key in enumerate(header)}
         with open(self.spool_name, "rb") as spool:
             for line in spool:
                 row = loads(line)
-                fields = row.pop("fields") or {}
-                writer.writerow([csv_cell(row[column]) for column in RECORD_COLUMNS] +
-                                [csv_cell(fields.get(key)) for key in self.keys])
+                cells = [""] * len(header)      # rows are sparse: fill only what a file has
+                for number, column in enumerate(RECORD_COLUMNS):
+                    cells[number] = csv_cell(row[column])
+                for key, value in (row["fields"] or {}).items():
+                    cells[position[key]] = csv_cell(value)
+                writer.writerow(cells)
 
     def abandon(self):
         self.spool.close()
-        os.remove(self.spool_name)
+        shutil.rmtree(self.spill)
 
 
 def csv_cell(value):

@@ -220,3 +220,36 @@ def deep_nesting_unexpanded(depth: int) -> list:
     for _ in range(depth - 1):
         inner = {NEST_SEQUENCE_KEYWORD: [inner]}
     return [inner]
+
+
+# --- a long sequence -------------------------------------------------------------------
+
+LONG_SEQUENCE = 0x00081140  # ReferencedImageSequence
+LONG_SEQUENCE_KEYWORD = "ReferencedImageSequence"
+LONG_ITEM_TAG = 0x00081155  # ReferencedSOPInstanceUID (UI)
+LONG_ITEM_KEYWORD = "ReferencedSOPInstanceUID"
+
+
+def long_sequence_uid(number: int) -> str:
+    return f"1.2.826.0.1.3680043.8.498.9.{number}"
+
+
+def long_sequence(items: int, patient_id: str = "long-sequence") -> bytes:
+    """A valid file whose ReferencedImageSequence holds ``items`` defined-length items, each
+    with one ReferencedSOPInstanceUID (``long_sequence_uid(n)``): 2 elements an item, so
+    990,000 items stay within the default max_elements of 2,000,000."""
+    sop_instance = f"1.2.826.0.1.3680043.8.498.8.{items}"
+    heads = {}      # value length -> the item's and the element's headers (built once)
+
+    def one_item(number):
+        value = _value_bytes("UI", long_sequence_uid(number), True)
+        head = heads.get(len(value))
+        if head is None:
+            head = heads[len(value)] = (item_start(len(value) + 8)
+                                        + header(LONG_ITEM_TAG, "UI", len(value)))
+        return head + value
+    body = b"".join(map(one_item, range(items)))
+    dataset = (element(0x00080018, "UI", sop_instance)
+               + sequence_start(LONG_SEQUENCE, len(body)) + body
+               + element(0x00100020, "LO", patient_id))
+    return dicom_file(dataset, sop_instance=sop_instance)
