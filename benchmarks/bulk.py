@@ -310,6 +310,58 @@ def section_readback(args, lines, cores):
     lines.append("")
 
 
+def section_nested(args, lines, cores):
+    """Why a sequence is JSON text: two parts whose sequence column is a list of structs, the
+    struct of each part holding the keywords of its own items (what a worker can know), read
+    by each reader."""
+    import duckdb
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    folder = OUT_DIR / "nested"
+    clear(folder)
+    folder.mkdir()
+    first = pa.struct([("CodeValue", pa.string())])
+    second = pa.struct([("CodeValue", pa.string()), ("CodeMeaning", pa.string())])
+    pq.write_table(pa.table({"path": ["a"], "S": pa.array([[{"CodeValue": "1"}]],
+                                                          pa.list_(first))}),
+                   folder / "part-0.parquet")
+    pq.write_table(pa.table({"path": ["b"], "S": pa.array(
+        [[{"CodeValue": "2", "CodeMeaning": "two"}]], pa.list_(second))}),
+        folder / "part-1.parquet")
+    glob = str(folder / "*.parquet")
+    unified = pa.schema([("path", pa.string()), ("S", pa.list_(second))])
+    readers = [
+        ("pyarrow `pq.read_table(folder)`", lambda: pq.read_table(folder).column("S")
+         .to_pylist()),
+        ("pyarrow dataset with the unified schema", lambda: ds.dataset(folder, schema=unified)
+         .to_table().column("S").to_pylist()),
+        ("polars `read_parquet(glob)`", lambda: pl.read_parquet(glob)["S"].to_list()),
+        ("polars with `missing_columns='insert'`",
+         lambda: pl.read_parquet(glob, missing_columns="insert")["S"].to_list()),
+        ("duckdb `read_parquet(glob)`",
+         lambda: [row[0] for row in duckdb.sql(f"SELECT S FROM read_parquet('{glob}')")
+                  .fetchall()]),
+        ("duckdb `union_by_name=true`",
+         lambda: [row[0] for row in duckdb.sql(f"SELECT S FROM read_parquet('{glob}', "
+                                                "union_by_name=true)").fetchall()]),
+    ]
+    lines += ["## Nested types for sequences (why a sequence is JSON text)", "",
+              "Two parts whose sequence column is a list of structs of the keywords its items "
+              "have (part 1 lacks CodeMeaning), as a worker would write them:", "",
+              "| reader | what it gives for S |", "|---|---|"]
+    for name, function in readers:
+        try:
+            got = str(function())
+            lost = "CodeMeaning" not in got or "two" not in got
+            lines.append(f"| {name} | {got}{' (**CodeMeaning lost**)' if lost else ''} |")
+        except Exception as exc:  # noqa: BLE001 - a reader that fails is a result
+            lines.append(f"| {name} | fails: {type(exc).__name__}: {str(exc)[:100]} |")
+        print(lines[-1], flush=True)
+    lines.append("")
+
+
 def section_huge_sequence(args, lines, cores):
     """A run over the small tree with the 990,000-item sequence file among its files."""
     import pyarrow.parquet as pq
@@ -335,7 +387,7 @@ def section_encoders(args, lines, cores):
     """orjson against json for the JSONL and flat shapes, per file of the mixed corpus."""
     import orjson  # noqa: F401 - what jsontext uses
 
-    from deid_fast import table, writers
+    from deid_fast import jsontext, table, writers
     from deid_fast.dicom import Record
     files = corpus.build_mixed()
     nested = [Record(path, "e", "i", deid_fast.get_fields(path)) for path in files]
@@ -346,7 +398,7 @@ def section_encoders(args, lines, cores):
         return (json.dumps({"path": record.path, "entity": record.entity, "item": record.item,
                             "skipped": record.skipped, "reason": record.reason,
                             "fields": record.fields}, ensure_ascii=False,
-                           default=lambda value: writers.dumps(value).decode()[1:-1])
+                           default=jsontext.base64_text)
                 + "\n").encode("utf-8")
 
     cases = [("nested JSONL line, json (the standard library)", standard, nested),
@@ -403,7 +455,8 @@ def section_dask(args, lines, cores):
 
 
 SECTIONS = {"formats": section_formats, "scale": section_scale, "table": section_table,
-            "readback": section_readback, "huge": section_huge_sequence,
+            "readback": section_readback, "nested": section_nested,
+            "huge": section_huge_sequence,
             "encoders": section_encoders, "dask": section_dask}
 
 

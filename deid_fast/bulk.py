@@ -88,6 +88,20 @@ def read_each(job, items):
                 yield portable(exc)
 
 
+def read_for_output(job, items):
+    """In a worker: `(record, skip)` per item, for the writers: the Record (a bad file's is its
+    skipped Record) and, for a file that is skipped or has no group, `(path, kind, reason,
+    offset)` (offset None for "no-entity" and "no-item"), else None."""
+    for outcome in read_each(job, items):
+        if isinstance(outcome, InvalidDicomError):
+            yield skipped_record(outcome), (outcome.path, outcome.kind, outcome.reason,
+                                             outcome.offset)
+        elif outcome.skipped is not None:
+            yield outcome, (outcome.path, outcome.skipped, outcome.reason, None)
+        else:
+            yield outcome, None
+
+
 def read_identifiers(job, items, offset=0, context=None):
     """A Record, or the InvalidDicomError, per item."""
     return list(read_each(job, items))

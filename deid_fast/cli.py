@@ -244,7 +244,8 @@ def _log_to_stderr(progress, quiet):
 
 
 def _writer(fmt, args, job, group_records):
-    """The writer of `fmt`, and what its workers do with a chunk (None: Records, for json)."""
+    """The writer of `fmt`: a `writers.ChunkWriter` (its workers write the output), or, for
+    json, the `JsonWriter` of the Records."""
     if args.resume and fmt not in writers.RESUMABLE:
         raise UsageError(f"--resume works for jsonl and parquet output, not {fmt}")
     if args.resume and args.output == "-":
@@ -257,18 +258,16 @@ def _writer(fmt, args, job, group_records):
     stdout = args.output == "-"
     if fmt == "parquet":
         from deid_fast.parquet import DatasetWriter
-        writer = DatasetWriter(args.output, job, args.resume,
-                               sys.stdout.buffer if stdout else None, args.single_file)
-        return writer, "parts"
+        return DatasetWriter(args.output, job, args.resume, sys.stdout.buffer if stdout else None,
+                             args.single_file)
     if fmt == "json":
-        return writers.JsonWriter(args.output, group_records, sys.stdout if stdout else None), None
+        return writers.JsonWriter(args.output, group_records, sys.stdout if stdout else None)
     if fmt == "csv":
-        writer = writers.CsvWriter(args.output, sys.stdout if stdout else None)
-        return writer, writers.LineJob(job, writers.NESTED, writer.spill_folder(), keys=True)
-    shape = {"dicom-json": writers.DICOM_JSON}.get(fmt, writers.FLAT if args.flat else
-                                                   writers.NESTED)
-    writer = writers.LineWriter(args.output, args.resume, sys.stdout.buffer if stdout else None)
-    return writer, writers.LineJob(job, shape, writer.spill_folder())
+        return writers.CsvWriter(args.output, job, sys.stdout if stdout else None)
+    shape = writers.DICOM_JSON if fmt == "dicom-json" else (
+        writers.FLAT if args.flat else writers.NESTED)
+    return writers.LineWriter(args.output, job, shape, args.resume,
+                              sys.stdout.buffer if stdout else None)
 
 
 def _options(args, fmt):
@@ -293,7 +292,7 @@ def _get(args):
         job = identifiers_job(**options)
         check_errors(args.errors)
         cluster = _cluster(args.scheduler) if args.scheduler else None
-        writer, work = _writer(fmt, args, job, lambda records: group(records, job))
+        writer = _writer(fmt, args, job, lambda records: group(records, job))
     except (ValueError, TypeError, OSError, writers.OutputError) as exc:
         raise UsageError(str(exc)) from exc
     done = writer.done_paths() if args.resume else ()
@@ -305,7 +304,7 @@ def _get(args):
     summary = Summary()
     finished = False
     try:
-        if work is None:     # json: the Records, grouped at the end
+        if fmt == "json":     # the Records, grouped at the end
             records = (bulk.records_of(cluster.outcomes(bulk.read_identifiers, items, options,
                                                         cluster.client), args.errors)
                        if cluster else bulk.records(items, job, args.errors, args.workers))
@@ -314,11 +313,8 @@ def _get(args):
                 summary.count(record.skipped)
                 progress.update()
         else:
-            _write_chunks(writer, work, items, options, cluster, args, summary, progress)
-        if fmt == "parquet":
-            writer.finish(args.workers)
-        else:
-            writer.finish()
+            _write_chunks(writer, items, options, cluster, args, summary, progress)
+        writer.finish(args.workers)
         finished = True
     finally:
         if not finished:
@@ -337,37 +333,21 @@ def _get(args):
     return 0
 
 
-def _write_chunks(writer, work, items, options, cluster, args, summary, progress):
-    """Run the workers' side of the output on every chunk of `items` (locally or on the
-    cluster), and put their results into the output in input order."""
-    parts = work == "parts"
-    if parts:
-        from deid_fast.parquet import write_parts
-        chunks = writer.chunks(items)
-        function, job = write_parts, writer.part_job
-    else:
-        chunks = ((chunk, None) for chunk in bulk.chunked(items))
-        function, job = writers.write_lines, work
+def _write_chunks(writer, items, options, cluster, args, summary, progress):
+    """The workers (local, or on the cluster) write each chunk of `items`; the writer puts
+    their results into the output in input order. A bad file stops the run before its chunk
+    is put in place with --errors raise."""
+    chunks = writer.chunks(items, cluster)
     if cluster is not None:
-        results = cluster.run_chunks(function, chunks, options, job, cluster.client)
+        results = cluster.run_chunks(writer.work, chunks, options, writer.job, cluster.client)
     else:
-        results = bulk.run_chunks(function, chunks, job, args.workers)
+        results = bulk.run_chunks(writer.work, chunks, writer.job, args.workers)
     for chunk, context, chunk_results in results:
-        if not parts:
-            chunk_results = [(offset, writers.lost_lines(work, result)
-                              if isinstance(result, InvalidDicomError) else result)
-                             for offset, result in chunk_results]
-            skipped = [skip for _offset, result in chunk_results for skip in result[3]]
-        else:
-            skipped = [skip for _offset, result in chunk_results
-                       for skip in ([(result.path, result.kind, result.reason, result.offset)]
-                                    if isinstance(result, InvalidDicomError) else result[2])]
-        bulk.report_skips(skipped, args.errors)
-        if parts:
-            writer.commit(chunk, context, chunk_results)
-        else:
-            for _offset, result in chunk_results:
-                writer.take(result)
+        skipped = [skip for _offset, result in chunk_results for skip in (
+            [(result.path, result.kind, result.reason, result.offset)]
+            if isinstance(result, InvalidDicomError) else result[1])]
+        bulk.report_skips(skipped, args.errors)      # raises before the chunk is put in place
+        writer.take(chunk, context, chunk_results)
         summary.count_many(len(chunk), [kind for _path, kind, _reason, _offset in skipped])
         progress.update(len(chunk))
 

@@ -13,7 +13,6 @@ fields; benchmarks/README.md); what it cannot write as the standard library does
 - U+2028, U+2029 and U+0085 are escaped (`\\u2028`), so that `str.splitlines()` cannot split a
   JSON line in the middle of a string.
 """
-import base64
 import binascii
 import json
 import math
@@ -24,12 +23,6 @@ import orjson
 #: escapes. JSON's own syntax is ASCII, so these bytes can only be inside strings.
 _SEPARATORS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"),
                (b"\xc2\x85", b"\\u0085"))
-
-
-def _base64(value):
-    if type(value) is bytes or isinstance(value, (bytes, bytearray)):
-        return binascii.b2a_base64(value, newline=False).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _has_non_finite(value):
@@ -46,14 +39,14 @@ def _has_non_finite(value):
 def _standard(value):
     """What the standard library writes: ASCII only, so lone surrogates are escaped too."""
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"),
-                      default=_base64).encode("ascii")
+                      default=base64_text).encode("ascii")
 
 
 def dumps(value):
     """The JSON text of `value` (builtins: str, int, float, bytes, None, lists and dicts of
     them) as UTF-8 bytes, on one line."""
     try:
-        text = orjson.dumps(value, default=_base64)
+        text = orjson.dumps(value, default=base64_text)
     except (orjson.JSONEncodeError, TypeError):
         return _standard(value)
     if b"null" in text and _has_non_finite(value):
@@ -79,4 +72,8 @@ def loads(text):
 
 
 def base64_text(value):
-    return base64.b64encode(value).decode("ascii")
+    """The base64 text of bytes (how every JSON output writes them); a TypeError for any
+    other value (the `default` of `json.dumps`)."""
+    if isinstance(value, (bytes, bytearray)):
+        return binascii.b2a_base64(value, newline=False).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

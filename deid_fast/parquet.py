@@ -26,7 +26,8 @@ from deid_fast import bulk, table
 from deid_fast.dicom import skipped_record
 from deid_fast.errors import InvalidDicomError
 from deid_fast.resume import DonePaths
-from deid_fast.writers import OutputError, check_folder, remove_temporary, replace_output
+from deid_fast.writers import (ChunkWriter, OutputError, check_folder, remove_temporary,
+                               replace_output)
 
 try:
     import pyarrow as pa
@@ -37,6 +38,9 @@ except ImportError:  # pragma: no cover - the message is tested with pyarrow ins
 #: Files per chunk, and so at most rows per part: large enough that a million files make about
 #: two thousand parts, small enough that a worker holds little (about 70 MB for the test files).
 CHUNK_FILES = 512
+#: Bytes of paths per chunk: two tasks sent ahead to a worker must fit in its pipe (the
+#: local pool's rule, see bulk.CHUNK_BYTES), so very long paths make smaller parts.
+CHUNK_BYTES = 64 << 10
 #: About this many bytes of values make a part of their own (a chunk of large headers is
 #: written as several parts, so a worker's memory is bounded by about this, not by the chunk).
 PART_BYTES = 32 << 20
@@ -101,27 +105,23 @@ def write_table(data, folder, name):
 
 def write_parts(part_job, items, offset, context):
     """In a worker: read `items` (files `offset`... of chunk `context[0]`) and write them as
-    parts, each with at least the columns `context[1]`. Returns `(parts, rows, skipped,
-    keywords)`: the `(temporary, final, columns)` of each part (its names, and how many
-    keyword columns it has), the rows written, the files
-    skipped as `(path, kind, reason, offset)` tuples (kind "no-entity"/"no-item" with offset
-    None for files written without a group), and the keyword columns of the parts."""
+    parts, each with at least the keyword columns `context[1]`. Returns `(rows, skipped,
+    (parts, keywords))` (see `writers.ChunkWriter`): the rows written, the files skipped as
+    `(path, kind, reason, offset)` tuples, the `(temporary name, final name, keyword columns)`
+    of each part, and the keyword columns the parts have that `context[1]` has not."""
     chunk, known = context
     parts, skipped, keywords = [], [], set(known)
     builder, first = table.TableBuilder(), offset
-    for index, outcome in enumerate(bulk.read_each(part_job.job, items), offset):
-        if isinstance(outcome, InvalidDicomError):
-            skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
-            outcome = skipped_record(outcome)
-        elif outcome.skipped is not None:
-            skipped.append((outcome.path, outcome.skipped, outcome.reason, None))
-        builder.add(outcome)
+    for index, (record, skip) in enumerate(bulk.read_for_output(part_job.job, items), offset):
+        if skip is not None:
+            skipped.append(skip)
+        builder.add(record)
         if builder.size >= PART_BYTES:
             parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
             builder, first = table.TableBuilder(), index + 1
     if builder.rows:
         parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
-    return parts, len(items), skipped, sorted(keywords - set(known))
+    return len(items), skipped, (parts, sorted(keywords - set(known)))
 
 
 def _flush(builder, known, folder, chunk, first, keywords):
@@ -172,10 +172,12 @@ def conformed(data, target):
 # --- in the parent -----------------------------------------------------------------------------
 
 
-class DatasetWriter:
+class DatasetWriter(ChunkWriter):
     """The parent's side of a Parquet run into the dataset folder `path` (a temporary folder
     for standard output): hands out chunks, renames the workers' parts into place, and
-    finishes the dataset."""
+    finishes the dataset (the protocol of `writers.ChunkWriter`)."""
+
+    work = staticmethod(write_parts)
 
     def __init__(self, path, job, resume=False, stream=None, single_file=False):
         _need_pyarrow()
@@ -191,7 +193,7 @@ class DatasetWriter:
                 shutil.rmtree(self.folder)
             os.makedirs(self.folder, exist_ok=True)
             remove_temporary(self.folder)
-        self.part_job = PartJob(job, self.folder)
+        self.job = PartJob(job, self.folder)
         try:     # pyarrow imports pandas when it first builds an array: done here, before the
             import pandas  # noqa: F401   workers fork, their copies share its memory
         except ImportError:
@@ -219,33 +221,30 @@ class DatasetWriter:
                                         columns=["path"]).column(0).to_pylist())
         return done
 
-    def chunks(self, items):
-        """`(items, context)` per chunk of `items`, for `write_parts`: the columns known when
-        the chunk is taken go with it."""
-        for number, chunk in enumerate(bulk.chunked(items, CHUNK_FILES, 1 << 62),
+    def chunks(self, items, cluster=None):
+        """`(items, context)` per chunk of `items`, for `write_parts`: the chunk's number and
+        the columns known when it is taken (the same chunks on a cluster: the same parts)."""
+        for number, chunk in enumerate(bulk.chunked(items, CHUNK_FILES, CHUNK_BYTES),
                                        self.next_chunk):
             self.next_chunk = number + 1
             yield chunk, (number, tuple(sorted(self.keywords)))
 
-    def commit(self, items, context, results):
-        """Put the parts of one chunk into place (called in input order); returns what was
-        skipped, as `(path, kind, reason, offset)`."""
-        skipped = []
-        for offset, result in results:
-            if isinstance(result, InvalidDicomError):          # lost with its worker, twice
-                builder = table.TableBuilder()
-                builder.add(skipped_record(result))
-                name = part_name(context[0], offset)
-                result = [(write_table(builder.table(), self.folder, name), name, 0)], 1, [
-                    (result.path, result.kind, result.reason, result.offset)], []
-            parts, rows, part_skipped, keywords = result
-            for temporary, final, columns in parts:
-                os.replace(temporary, os.path.join(self.folder, final))
-                self._add_part(final, columns)
-            self.written += rows
-            self.keywords.update(keywords)
-            skipped.extend(part_skipped)
-        return skipped
+    def lost(self, error, context, offset):
+        """A file lost with its worker (twice) is a part of its own, of one skipped row."""
+        builder = table.TableBuilder()
+        builder.add(skipped_record(error))
+        name = part_name(context[0], offset)
+        return 1, [(error.path, error.kind, error.reason, error.offset)], (
+            [(write_table(builder.table(), self.folder, name), name, 0)], [])
+
+    def put(self, payload):
+        """Put a chunk's parts into place (in input order, so the complete parts are always a
+        prefix of the run)."""
+        parts, keywords = payload
+        for temporary, final, columns in parts:
+            os.replace(temporary, os.path.join(self.folder, final))
+            self._add_part(final, columns)
+        self.keywords.update(keywords)
 
     def _add_part(self, name, columns):
         match = _PART_NAME.match(name)

@@ -108,7 +108,8 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
     task_ids = iter(range(1 << 62))
     try:
         while True:
-            while not exhausted and len(unreleased) < window and len(queue) < workers:
+            while (not exhausted and len(unreleased) < window and
+                   len(queue) < workers * PREFETCH):
                 try:
                     items, context = next(source)
                 except StopIteration:
@@ -118,18 +119,22 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
                 unreleased[next_sequence] = slot
                 next_sequence += 1
                 queue.append((slot, None, items, 1))
-            for worker in pool:
-                while queue and len(worker.inflight) < PREFETCH:
+            # every worker gets a task before any gets a second: none waits while another has
+            # two (at the start, that was one task's time lost on every worker but the first)
+            for level in range(PREFETCH):
+                for worker in pool:
+                    if not queue or len(worker.inflight) != level:
+                        continue
                     # a retry runs alone, so that a second death names its one item
                     if worker.inflight and (queue[0][3] > 1 or worker.holds_retry()):
-                        break
+                        continue
                     slot, index, items, tries = queue.popleft()
                     task_id = next(task_ids)
                     worker.inflight[task_id] = (slot, index, tries)
                     try:
                         worker.conn.send((task_id, items, index or 0, slot.context))
                     except OSError:  # it died: found below, and its tasks retried
-                        break
+                        pass
             if ordered:
                 while released in unreleased and unreleased[released].missing == 0:
                     slot = unreleased.pop(released)

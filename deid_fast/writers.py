@@ -24,23 +24,23 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 
 from deid_fast import bulk
 from deid_fast.dicom import skipped_record
 from deid_fast.errors import InvalidDicomError
-from deid_fast.jsontext import dumps, dumps_text, loads
+from deid_fast.jsontext import base64_text, dumps, dumps_text, loads
 from deid_fast.resume import DonePaths
-from deid_fast.table import flat_line
+from deid_fast.table import RECORD_COLUMNS, flat_line
 
 FORMATS = ("json", "jsonl", "csv", "parquet", "dicom-json")
 EXTENSIONS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
               ".parquet": "parquet", ".pq": "parquet"}
 RESUMABLE = ("jsonl", "parquet")
-#: The columns every row starts with, before the field keys (which are DICOM keywords or
-#: private tags, so they never clash with these).
-RECORD_COLUMNS = ("path", "entity", "item", "skipped", "reason")
 
 NESTED, FLAT, DICOM_JSON = "nested", "flat", "dicom-json"
+#: A line output is flushed to disk every this many bytes.
+SYNC_BYTES = 64 << 20
 
 
 class OutputError(Exception):
@@ -138,11 +138,11 @@ class _ChunkText:
 
 
 def write_lines(line_job, items, offset=0, context=None):
-    """In a worker: the lines of `items` in `line_job.shape`. Returns `(text, spill, rows,
-    skipped, keys)`: the lines (bytes), or the name of the spill file holding them; the number
-    of lines; the files skipped as `(path, kind, reason, offset)` tuples (kind "no-entity" or
-    "no-item", offset None, for files written without a group); the field keys in first-seen
-    order when `line_job.keys`, else None."""
+    """In a worker: the lines of `items` in `line_job.shape`. Returns `(rows, skipped,
+    (text, spill, keys))`: the number of lines; the files skipped as `(path, kind, reason,
+    offset)` tuples (kind "no-entity" or "no-item", offset None, for files written without a
+    group); the lines (bytes), or the name of the spill file holding them; the field keys in
+    first-seen order when `line_job.keys`, else None."""
     text = _ChunkText(line_job.spill_folder)
     skipped, keys, rows = [], {} if line_job.keys else None, 0
     if line_job.shape == DICOM_JSON:
@@ -152,28 +152,16 @@ def write_lines(line_job, items, offset=0, context=None):
             else:
                 text.write(outcome + b"\n")
                 rows += 1
-        return (*text.result(), rows, skipped, None)
+        return rows, skipped, (*text.result(), None)
     line_of = flat_line if line_job.shape == FLAT else jsonl_line
-    for outcome in bulk.read_each(line_job.job, items):
-        if isinstance(outcome, InvalidDicomError):
-            skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
-            outcome = skipped_record(outcome)
-        elif outcome.skipped is not None:
-            skipped.append((outcome.path, outcome.skipped, outcome.reason, None))
-        if keys is not None and outcome.fields:
-            keys.update(dict.fromkeys(outcome.fields))
-        text.write(line_of(outcome))
+    for record, skip in bulk.read_for_output(line_job.job, items):
+        if skip is not None:
+            skipped.append(skip)
+        if keys is not None and record.fields:
+            keys.update(dict.fromkeys(record.fields))
+        text.write(line_of(record))
         rows += 1
-    return (*text.result(), rows, skipped, None if keys is None else list(keys))
-
-
-def lost_lines(line_job, error):
-    """The result `write_lines` would give for a file whose worker died (twice) reading it."""
-    skipped = [(error.path, error.kind, error.reason, error.offset)]
-    if line_job.shape == DICOM_JSON:
-        return b"", None, 0, skipped, None
-    line_of = flat_line if line_job.shape == FLAT else jsonl_line
-    return line_of(skipped_record(error)), None, 1, skipped, [] if line_job.keys else None
+    return rows, skipped, (*text.result(), None if keys is None else list(keys))
 
 
 # --- in the parent: copying the chunks -------------------------------------------------------
@@ -186,6 +174,7 @@ class _Target:
 
     def __init__(self, path, resume=False, stream=None):
         self.path, self.stream = path, stream
+        self.unsynced = 0
         if stream is not None:
             self.handle = stream
             self.partial = None
@@ -199,31 +188,71 @@ class _Target:
             self.handle = open(self.partial, "ab")
         else:
             self.handle = open(self.partial, "wb")
+        self.syncer = _Syncer(self.handle.fileno())
 
     def copy(self, text, spill):
         if spill is None:
             self.handle.write(text)
+            self.unsynced += len(text)
         else:
-            append_file(spill, self.handle)
+            self.unsynced += append_file(spill, self.handle)
+        if self.partial is not None and self.unsynced >= SYNC_BYTES:
+            self.handle.flush()
+            self.syncer.request()
+            self.unsynced = 0
 
     def close(self):
         self.handle.flush()
         if self.partial is not None:
+            self.syncer.stop()
             os.fsync(self.handle.fileno())
             self.handle.close()
             os.replace(self.partial, self.path)
 
     def abandon(self):
         if self.partial is not None:
+            self.syncer.stop()
             self.handle.close()
+
+
+class _Syncer:
+    """Flushes a file to disk in a thread of its own whenever asked, so that an output is
+    written to disk as the run goes (the last fsync then has little left to do) while the
+    parent keeps handing out work."""
+
+    def __init__(self, descriptor):
+        self.descriptor = descriptor
+        self.wanted = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="deid-fast-sync", daemon=True)
+        self.thread.start()
+
+    def request(self):
+        self.wanted.set()
+
+    def _run(self):
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            if self.stopping:
+                return
+            try:
+                os.fdatasync(self.descriptor)
+            except OSError:       # the final fsync, in the parent, reports a write error
+                pass
+
+    def stop(self):
+        self.stopping = True
+        self.wanted.set()
+        self.thread.join()
 
 
 def append_file(source, target):
     """Append the file `source` to the open binary file `target`, then remove `source`: in
-    the kernel (copy_file_range) where it can, else through a buffer."""
+    the kernel (copy_file_range) where it can, else through a buffer. Returns its size."""
     target.flush()
     with open(source, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
+        size = total = os.fstat(handle.fileno()).st_size
         try:
             while size > 0:
                 copied = os.copy_file_range(handle.fileno(), target.fileno(), size)
@@ -231,9 +260,10 @@ def append_file(source, target):
                     break
                 size -= copied
         except (AttributeError, OSError):        # not Linux, or not between these two files
-            handle.seek(os.fstat(handle.fileno()).st_size - size)
+            handle.seek(total - size)
             shutil.copyfileobj(handle, target, 1 << 20)
     os.unlink(source)
+    return total
 
 
 def _drop_torn_line(path):
@@ -264,33 +294,66 @@ def _jsonl_paths(path):
 
 def spill_folder(path):
     """A new private folder next to the output `path` for the workers' chunk files (on the
-    output's filesystem, so that copying them stays in the kernel)."""
+    output's filesystem, so that copying them stays in the kernel); None for standard output
+    (the chunks' lines then come back through the pipe)."""
+    if path is None:
+        return None
     folder, base = os.path.split(os.path.abspath(path))
     return tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".chunks")
 
 
-class LineWriter:
+class ChunkWriter:
+    """What the writers of chunks share (the protocol `cli` drives): `work(job, items, offset,
+    context)` is what a worker does with a chunk, `chunks(items)` cuts the files into
+    `(items, context)`, `take(items, context, results)` puts a chunk's results into the output
+    in input order (results as `bulk.run_chunks` gives them: a file lost with its worker has
+    its InvalidDicomError), then `finish(workers)` or `abandon()`. Every result is `(rows,
+    skipped, payload)`."""
+
+    work = staticmethod(write_lines)
+    written = 0
+
+    def chunks(self, items, cluster=None):
+        if cluster is not None:       # a Dask task costs far more than a local one
+            return ((chunk, None) for chunk in bulk.chunked(items, cluster.CHUNK_FILES, 1 << 62))
+        return ((chunk, None) for chunk in bulk.chunked(items))
+
+    def take(self, items, context, results):
+        for offset, result in results:
+            if isinstance(result, InvalidDicomError):
+                result = self.lost(result, context, offset)
+            rows, _skipped, payload = result
+            self.put(payload)
+            self.written += rows
+
+    def lost(self, error, context, offset):
+        """The result `work` would give for a file whose worker died (twice) reading it."""
+        skipped = [(error.path, error.kind, error.reason, error.offset)]
+        if self.job.shape == DICOM_JSON:
+            return 0, skipped, (b"", None, None)
+        line_of = flat_line if self.job.shape == FLAT else jsonl_line
+        return 1, skipped, (line_of(skipped_record(error)), None, [])
+
+    def _remove_spill(self):
+        if self.job.spill_folder is not None:
+            shutil.rmtree(self.job.spill_folder, ignore_errors=True)
+
+
+class LineWriter(ChunkWriter):
     """JSONL (nested or flat) and DICOM JSON: the chunks' lines copied in input order."""
 
-    def __init__(self, path, resume=False, stream=None):
+    def __init__(self, path, job, shape, resume=False, stream=None):
         self.target = _Target(path, resume, stream)
-        self.spill = None if stream is not None else spill_folder(path)
-        self.written = 0
-
-    def spill_folder(self):
-        """Where workers put their chunks' lines (None for standard output: the chunks come
-        through the pipe)."""
-        return self.spill
+        self.job = LineJob(job, shape, spill_folder(None if stream is not None else path))
 
     def done_paths(self):
         return DonePaths() if self.target.partial is None else _jsonl_paths(self.target.partial)
 
-    def take(self, result):
-        text, spill, rows, _skipped, _keys = result
+    def put(self, payload):
+        text, spill, _keys = payload
         self.target.copy(text, spill)
-        self.written += rows
 
-    def finish(self):
+    def finish(self, workers=None):
         self.target.close()
         self._remove_spill()
 
@@ -298,41 +361,32 @@ class LineWriter:
         self.target.abandon()
         self._remove_spill()
 
-    def _remove_spill(self):
-        if self.spill is not None:
-            shutil.rmtree(self.spill, ignore_errors=True)
 
-
-class CsvWriter:
+class CsvWriter(ChunkWriter):
     """The chunks' nested JSONL lines are spooled (the columns are known only at the end), then
     written as CSV: one row per file, a column per field key in first-seen order."""
 
-    def __init__(self, path, stream=None):
+    def __init__(self, path, job, stream=None):
         self.path, self.stream = path, stream
-        folder = None
         if stream is None:
             check_folder(path)
-            folder = os.path.dirname(os.path.abspath(path))
-        self.spill = tempfile.mkdtemp(dir=folder, prefix=".deid-fast-", suffix=".chunks")
-        self.spool_name = os.path.join(self.spill, "spool.jsonl")
+        folder = spill_folder(path) if stream is None else tempfile.mkdtemp(
+            prefix="deid-fast-csv-")
+        self.job = LineJob(job, NESTED, folder, keys=True)
+        self.spool_name = os.path.join(self.job.spill_folder, "spool.jsonl")
         self.spool = open(self.spool_name, "xb")
         self.keys = {}   # every field key of the run, in first-seen order
-        self.written = 0
 
-    def spill_folder(self):
-        return self.spill
-
-    def take(self, result):
-        text, spill, rows, _skipped, keys = result
+    def put(self, payload):
+        text, spill, keys = payload
         if keys:
             self.keys.update(dict.fromkeys(keys))
         if spill is None:
             self.spool.write(text)
         else:
             append_file(spill, self.spool)
-        self.written += rows
 
-    def finish(self):
+    def finish(self, workers=None):
         self.spool.close()
         header = list(RECORD_COLUMNS) + list(self.keys)
         if self.stream is not None:
@@ -343,7 +397,7 @@ class CsvWriter:
                 with open(temporary, "w", encoding="utf-8", newline="") as target:
                     self._write(target, header)
             replace_output(self.path, produce)
-        shutil.rmtree(self.spill)
+        self._remove_spill()
 
     def _write(self, target, header):
         writer = csv.writer(target)
@@ -361,7 +415,7 @@ class CsvWriter:
 
     def abandon(self):
         self.spool.close()
-        shutil.rmtree(self.spill)
+        self._remove_spill()
 
 
 def csv_cell(value):
@@ -392,10 +446,10 @@ class JsonWriter:
         if record.skipped is None:
             self.records.append(record)
 
-    def finish(self):
+    def finish(self, workers=None):
         lookup = self.group(self.records)
         self.written = sum(len(items) for items in lookup.values())
-        text = json.dumps(lookup, ensure_ascii=False, indent=1, default=_base64) + "\n"
+        text = json.dumps(lookup, ensure_ascii=False, indent=1, default=base64_text) + "\n"
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
@@ -408,10 +462,4 @@ class JsonWriter:
 
     def abandon(self):
         pass
-
-
-def _base64(value):
-    if isinstance(value, (bytes, bytearray)):
-        return dumps_text(value)[1:-1]
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
