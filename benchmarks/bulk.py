@@ -204,6 +204,33 @@ def section_formats(args, lines, cores):
     lines.append("")
 
 
+def section_scaling(args, lines, cores):
+    """files/s of 1 worker and of every core's workers on the big tree, jsonl and parquet, in
+    interleaved rounds: the fixed costs of a run (starting Python and pydicom, about a second)
+    weigh little here, as in an archive."""
+    root = build_tree(args.big)
+    cases = [(fmt, workers) for fmt in ("jsonl", "parquet") for workers in (1, cores)]
+    runs = {case: [] for case in cases}
+    for _ in range(args.scaling_repeats):
+        for fmt, workers in cases:
+            runs[fmt, workers].append(cli_run([root], OUT_DIR / f"scaling.{fmt}", fmt, workers))
+    lines += ["## Scaling at archive scale", "",
+              f"{args.big:,} files; median of {args.scaling_repeats} interleaved rounds", "",
+              "| format | workers | files/s | vs 1 worker | CPU s | peak memory |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for fmt in ("jsonl", "parquet"):
+        base = None
+        for workers in (1, cores):
+            done = runs[fmt, workers]
+            rate = args.big / statistics.median(run["seconds"] for run in done)
+            base = base or rate
+            lines.append(f"| {fmt} | {workers} | {rate:,.0f} | {rate / base:.2f}x | "
+                         f"{statistics.median(run['cpu'] for run in done):.1f} | "
+                         f"{mb(max(run['peak'] for run in done))} |")
+            print(lines[-1], flush=True)
+    lines.append("")
+
+
 def section_scale(args, lines, cores):
     """Memory and files/s at 20,000 / 200,000 / 1,000,000 files, jsonl and parquet."""
     sizes = [args.small, args.big] + ([] if args.skip_huge else [args.huge])
@@ -454,7 +481,7 @@ def section_dask(args, lines, cores):
     lines.append("")
 
 
-SECTIONS = {"formats": section_formats, "scale": section_scale, "table": section_table,
+SECTIONS = {"formats": section_formats, "scaling": section_scaling, "scale": section_scale, "table": section_table,
             "readback": section_readback, "nested": section_nested,
             "huge": section_huge_sequence,
             "encoders": section_encoders, "dask": section_dask}
@@ -467,6 +494,7 @@ def main(argv=None) -> int:
     parser.add_argument("--huge", type=int, default=1_000_000)
     parser.add_argument("--skip-huge", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scaling-repeats", type=int, default=2)
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
     args = parser.parse_args(argv)
     quiet()
