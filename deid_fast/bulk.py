@@ -339,17 +339,3 @@ class _CheckJob:
     def __init__(self, limits, force):
         self.limits = limits
         self.force = force
-
-
-def iter_dicom_json(items, job, errors, workers, ordered=True):
-    """`(path, DICOM JSON text or skipped Record)` per item of `files()`."""
-    return dicom_json_of(outcomes(read_dicom_json, items, job, workers, ordered),
-                         errors)
-
-
-def dicom_json_of(pairs, errors):
-    """`read_dicom_json`'s `(item, outcome)` pairs as `(path, text or skipped Record)`."""
-    for item, outcome in pairs:
-        if isinstance(outcome, InvalidDicomError):
-            outcome = skip(outcome, errors)
-        yield _name_and_source(item)[0], outcome
