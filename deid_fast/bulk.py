@@ -3,25 +3,26 @@
 `iter_identifiers` yields a `Record` per file as soon as it is ready, in input order by default,
 with memory independent of the number of files: paths are found lazily (folders walked like
 `get_files`), sent to the workers in chunks, and only a bounded number of chunks is in flight.
-The workers run exactly the serial code (`deid_fast.dicom.read_record`) on their chunk; the
+The workers run exactly the serial code (`deid_fast.reader.read_record`) on their chunk; the
 parent only walks folders, logs skips and hands records on. Threads would not help here: the
 decoder holds the GIL (see benchmarks/README.md).
 """
+import contextlib
 import logging
 import marshal
-import os
 import pickle
 import signal
 
 from pydicom.dataset import Dataset
 
-from deid_fast import pool
+from deid_fast import inputs, pool
 from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debug, read_header
-from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
-                             Limits, Record, _as_list, _display_name, _walk, check_errors,
-                             identifiers_job, log_skip, read_record, skipped_record)
 from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import name_of
+from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
+                              UNGROUPED, Limits, Record, check_errors, identifiers_job,
+                              log_skip, log_ungrouped, read_record, skipped_record)
 
 logger = logging.getLogger("deid_fast")
 
@@ -32,18 +33,11 @@ CHUNK_FILES = 64
 CHUNK_BYTES = 16384
 
 
-def files(sources):
-    """What to read, in order: a path (str) per file, folders walked in sorted order (R1), or a
-    (name, Dataset) pair."""
-    for index, source in enumerate(_as_list(sources)):
-        if isinstance(source, Dataset):
-            yield _display_name(source, index), source
-            continue
-        path = os.fsdecode(source)
-        if os.path.isdir(path):
-            yield from _walk(path)
-        else:
-            yield path
+def files(sources, exclude=inputs.NOTHING_EXCLUDED):
+    """What to read, in order (`deid_fast.inputs.items`): a path per file, folders walked in
+    sorted order (R1), a (name, Dataset) pair, or the InvalidDicomError of what cannot be
+    read."""
+    return inputs.items(sources, exclude=exclude)
 
 
 def chunked(items, count=None, size=CHUNK_BYTES):
@@ -81,6 +75,9 @@ def read_each(job, items):
     fields are never all held at once by the writers that use this)."""
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         for item in items:
+            if isinstance(item, InvalidDicomError):     # found unreadable by the walk
+                yield item
+                continue
             name, source = _name_and_source(item)
             try:
                 yield read_record(source, name, job, flush)
@@ -112,6 +109,9 @@ def read_dicom_json(job, items, offset=0, context=None):
     outcomes = []
     with pydicom_defaults(), pydicom_messages_to_debug() as flush:
         for item in items:
+            if isinstance(item, InvalidDicomError):     # found unreadable by the walk
+                outcomes.append(item)
+                continue
             name, source = _name_and_source(item)
             try:
                 if isinstance(source, Dataset):
@@ -138,6 +138,9 @@ def check(job, items, offset=0, context=None):
     """None for a file the scanner accepts as DICOM, else the InvalidDicomError, per item."""
     outcomes = []
     for item in items:
+        if isinstance(item, InvalidDicomError):         # found unreadable by the walk
+            outcomes.append(item)
+            continue
         name, source = _name_and_source(item)
         if isinstance(source, Dataset):
             outcomes.append(None)
@@ -212,7 +215,7 @@ def _decoded(plain):
 
 
 def _lost(item, exitcode):
-    name, _source = _name_and_source(item)
+    name = name_of(item)
     how = (f"killed by signal {signal.Signals(-exitcode).name}" if exitcode and exitcode < 0
            else f"exit code {exitcode}")
     return InvalidDicomError(name, "worker-died",
@@ -253,11 +256,13 @@ def run_chunks(work, chunks, job, workers, ordered=True):
         yield from chunks
 
     level = logger.getEffectiveLevel()
-    for items, context, results, log_records in pool.imap(
-            all_chunks(), workers, _worker_handler, (work, job, level), _lost, ordered, decode):
-        for record in log_records:
-            logger.handle(record)
-        yield items, context, results
+    # closed on the way out whatever ends the caller's loop, so that the workers stop first
+    with contextlib.closing(pool.imap(all_chunks(), workers, _worker_handler,
+                                      (work, job, level), _lost, ordered, decode)) as chunks_done:
+        for items, context, results, log_records in chunks_done:
+            for record in log_records:
+                logger.handle(record)
+            yield items, context, results
 
 
 def outcomes(read, items, job, workers, ordered=True):
@@ -272,29 +277,57 @@ def outcomes(read, items, job, workers, ordered=True):
                 yield from zip(chunk[offset:offset + len(result)], result)
 
 
-def records(items, job, errors, workers, ordered=True):
-    """A Record per item of `files()`; skips are logged, and raise with errors="raise"."""
-    return records_of(outcomes(read_identifiers, items, job, workers, ordered), errors)
+def records(items, job, errors, workers, ordered=True, warn_each=False):
+    """A Record per item of `files()`; skips are logged, and raise with errors="raise" (see
+    `records_of`)."""
+    return records_of(outcomes(read_identifiers, items, job, workers, ordered), errors,
+                      warn_each)
 
 
-def records_of(pairs, errors):
+def records_of(pairs, errors, warn_each=False):
     """The Records of `read_identifiers`' `(item, outcome)` pairs, in their order: a skip is
-    logged, or raised with errors="raise"."""
+    logged, or raised with errors="raise". A file without its entity or item is logged at INFO
+    and their number in one WARNING at the end; with `warn_each` (get_identifiers, which
+    leaves them out: SPEC R3), a WARNING each."""
+    ungrouped = Ungrouped()
     for _item, outcome in pairs:
         if isinstance(outcome, InvalidDicomError):
             outcome = skip(outcome, errors)
         elif outcome.skipped is not None:
-            log_skip(outcome)
+            if warn_each:
+                log_skip(outcome)
+            else:
+                ungrouped.add(outcome)
         yield outcome
+    ungrouped.log()
 
 
-def report_skips(skipped, errors):
+class Ungrouped:
+    """Counts the files read whole but without an entity or item value (written with their
+    fields, not skipped): each is logged at INFO, their number once at WARNING (`log`)."""
+
+    def __init__(self):
+        self.counts = dict.fromkeys(UNGROUPED, 0)
+
+    def add(self, record):
+        self.counts[record.skipped] += 1
+        log_ungrouped(record)
+
+    def log(self):
+        if any(self.counts.values()):
+            what = {"no-entity": "without an entity value", "no-item": "without an item value"}
+            logger.warning("%s: kept with their fields but not grouped (each is logged at INFO)",
+                           ", ".join(f"{count:,} files {what[kind]}"
+                                     for kind, count in self.counts.items() if count))
+
+
+def report_skips(skipped, errors, ungrouped):
     """Log the files a chunk skipped, `(path, kind, reason, offset)` each (kind "no-entity" or
-    "no-item" for a file written without a group); with errors="raise", the first that is not
-    DICOM is raised instead."""
+    "no-item" for a file written without a group: counted in `ungrouped`, an `Ungrouped`);
+    with errors="raise", the first that is not DICOM is raised instead."""
     for path, kind, reason, offset in skipped:
-        if kind in ("no-entity", "no-item"):
-            log_skip(Record(path, None, None, None, kind, reason))
+        if kind in UNGROUPED:
+            ungrouped.add(Record(path, None, None, None, kind, reason))
         else:
             skip(InvalidDicomError(path, kind, reason, offset), errors)
 
@@ -325,12 +358,13 @@ def iter_identifiers(sources, workers=None, ordered=True, errors="warn", **optio
 
 
 def check_files(sources, force=False, workers=None, max_depth=DEFAULT_MAX_DEPTH,
-                max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
+                max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS,
+                exclude=inputs.NOTHING_EXCLUDED):
     """`(path, error)` per file of `sources`: error is None when the scanner accepts it as DICOM
     (as `get_files(check=True)` decides), else the InvalidDicomError saying why."""
     job = _CheckJob(Limits(max_depth, max_header_bytes, max_elements), force)
-    for item, outcome in outcomes(check, files(sources), job, workers):
-        yield _name_and_source(item)[0], outcome
+    for item, outcome in outcomes(check, files(sources, exclude), job, workers):
+        yield name_of(item), outcome
 
 
 class _CheckJob:

@@ -3,23 +3,36 @@
     deid-fast get PATH... -o OUT [options]     the identifiers of every file, as a table
     deid-fast check PATH...                    what is and is not DICOM, and why
 
+PATH is a file or folder (walked recursively), a glob the tool expands itself (`**` for any
+depth), `-` for paths read from standard input (one per line, or NUL-separated with `-0`), or
+`@FILE` for paths listed in FILE; `./-` and `./@x` name such files literally.
+
 Exit status: 0 when the run finished (skipped files are reported, not fatal), 1 when
-`--errors raise` stopped at a bad file (or the output could not be written), 2 for a usage
-error, 130 when interrupted (what was written stays for --resume).
+`--errors raise` stopped at a bad file or the output could not be written, 2 for a usage
+error (found before any file is read), 130 when interrupted by Ctrl-C, 143 by SIGTERM and 129
+by SIGHUP (what was written stays for --resume).
 """
 import argparse
 import collections
+import contextlib
+import glob
+import itertools
 import logging
 import os
+import signal
 import sys
 import textwrap
 import threading
 import time
 
-from deid_fast import bulk, writers
-from deid_fast.dicom import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
-                             ENGINES, check_errors, group, identifiers_job, skipped_record)
+from deid_fast import __version__, bulk, inputs, pool, writers
+from deid_fast.config import load_config
+from deid_fast.dicom import group
 from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import path_text
+from deid_fast.outfiles import describe
+from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
+                              ENGINES, UNGROUPED, check_errors, identifiers_job, skipped_record)
 
 logger = logging.getLogger("deid_fast")
 
@@ -68,7 +81,11 @@ _positive, _non_negative = _whole_number(1), _whole_number(0)
 
 def _common(parser):
     parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="DICOM files, or folders (walked recursively, in sorted order)")
+                        help="DICOM files, folders (walked recursively, in sorted order), globs "
+                             "('**' for any depth), - for paths on standard input, @FILE for "
+                             "a list of paths")
+    parser.add_argument("-0", "--null", action="store_true",
+                        help="the paths of - and @FILE are separated by NUL, not newlines")
     parser.add_argument("--workers", type=_positive, metavar="N",
                         help="processes reading files (default: one per core)")
     parser.add_argument("--no-force", dest="force", action="store_false",
@@ -108,8 +125,13 @@ def parser():
                      help="the output file, or - for standard output")
     get.add_argument("--format", choices=writers.FORMATS, help="the output format (see below)")
     get.add_argument("--resume", action="store_true",
-                     help="continue an interrupted jsonl or parquet run: files already in OUT "
-                          "are not read again")
+                     help="continue an interrupted jsonl or parquet run (made with the same "
+                          "options): files already in OUT are not read again")
+    get.add_argument("--overwrite", action="store_true",
+                     help="discard what an interrupted run left (OUT.partial) and start again")
+    get.add_argument("--csv-raw", action="store_true",
+                     help="csv: write text cells as they are (by default text that a "
+                          "spreadsheet would run as a formula gets a leading ')")
     get.add_argument("--flat", action="store_true",
                      help="jsonl in the table's layout: one key per field, typed by the DICOM "
                           "dictionary (what polars and duckdb read as columns)")
@@ -156,11 +178,74 @@ def parser():
     return main
 
 
+# --- inputs --------------------------------------------------------------------------------------
+
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def _paths_listed(handle, separator):
+    """The paths of a list (a binary file), one per line or NUL-separated; empty ones left out."""
+    rest = b""
+    for block in iter(lambda: handle.read(1 << 16), b""):
+        *complete, rest = (rest + block).split(separator)
+        for line in complete:
+            if separator == b"\n" and line.endswith(b"\r"):
+                line = line[:-1]
+            if line:
+                yield os.fsdecode(line)
+    if rest:
+        yield os.fsdecode(rest)
+
+
+def _listed(name, separator):
+    try:
+        handle = open(name, "rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read the list @{name}: {exc.strerror}") from exc
+
+    def paths():
+        with handle:
+            yield from _paths_listed(handle, separator)
+    return paths()
+
+
+def input_sources(arguments, null=False):
+    """What the PATH arguments name, checked before any work: a path that does not exist is a
+    usage error, unless it holds glob characters (expanded here, sorted; no match is a usage
+    error); `-` is the paths on standard input, `@FILE` those listed in FILE (not checked: each
+    path of a list that cannot be read is a record). Returns `(sources, again)`: an
+    iterable for `bulk.files`, and a list of the same sources to count them again for the
+    progress total (None when they cannot be read twice: standard input, lists)."""
+    separator = b"\0" if null else b"\n"
+    sources, countable, stdin_used = [], True, False
+    for argument in arguments:
+        if argument == "-":
+            if stdin_used:
+                raise UsageError("- (standard input) is given twice")
+            stdin_used, countable = True, False
+            sources.append(_paths_listed(sys.stdin.buffer, separator))
+        elif argument.startswith("@") and len(argument) > 1:
+            sources.append(_listed(argument[1:], separator))
+            countable = False
+        elif os.path.lexists(argument):
+            sources.append([argument])
+        elif _GLOB_CHARACTERS & set(argument):
+            matches = sorted(glob.glob(argument, recursive=True))
+            if not matches:
+                raise UsageError(f"no file matches {argument!r}")
+            sources.append(matches)
+        else:
+            raise UsageError(f"{path_text(argument)} does not exist")
+    again = [path for source in sources for path in source] if countable else None
+    return itertools.chain.from_iterable(sources), again
+
+
 # --- progress and summary -----------------------------------------------------------------------
 
 
 class Progress:
-    """Files done, files/s and ETA on stderr; the total is counted by a background walk."""
+    """Files done, files/s and ETA on stderr; the total is counted by a background walk (when
+    the inputs can be listed twice: not for paths on standard input)."""
 
     def __init__(self, show, paths, already_done=0):
         self.bar = None
@@ -175,7 +260,7 @@ class Progress:
     def update(self, files=1):
         if self.bar is None:
             return
-        if self.counter is None:  # started after the workers, which are forked
+        if self.counter is None and self.paths is not None:  # after the workers' fork
             self.counter = threading.Thread(target=self._count, daemon=True)
             self.counter.start()
         self.bar.update(files)
@@ -191,27 +276,32 @@ class Progress:
 
 
 class Summary:
+    """What happened to the files of a run, for the last line on stderr: read (of which kept
+    without an entity or item value), and not read, by kind."""
+
     def __init__(self):
         self.started = time.perf_counter()
         self.files = 0
-        self.skipped = collections.Counter()
+        self.ungrouped = collections.Counter()
+        self.bad = collections.Counter()
 
-    def count(self, skipped):
-        self.files += 1
-        if skipped is not None:
-            self.skipped[skipped] += 1
-
-    def count_many(self, files, skipped_kinds):
+    def count_many(self, files, kinds):
         self.files += files
-        self.skipped.update(skipped_kinds)
+        for kind in kinds:
+            (self.ungrouped if kind in UNGROUPED else self.bad)[kind] += 1
 
-    def line(self, outcome, skipped_as="skipped"):
-        """`deid-fast: N files, <outcome>, M skipped (kind: n, ...), T s, R files/s`."""
+    def line(self, outcome, read_as="read", bad_as="not DICOM"):
+        """`deid-fast: N files, R read (U without an entity value), B not DICOM (kind: n, ...);
+        <outcome>; T s, F files/s` (no outcome when it is None)."""
         seconds = time.perf_counter() - self.started
-        skipped = sum(self.skipped.values())
-        kinds = ", ".join(f"{kind}: {count:,}" for kind, count in self.skipped.most_common())
-        return (f"deid-fast: {self.files:,} files, {outcome}, {skipped:,} {skipped_as}"
-                f"{f' ({kinds})' if kinds else ''}, {seconds:.1f} s, "
+        bad = sum(self.bad.values())
+        kinds = ", ".join(f"{kind}: {count:,}" for kind, count in self.bad.most_common())
+        what = {"no-entity": "without an entity value", "no-item": "without an item value"}
+        ungrouped = ", ".join(f"{count:,} {what[kind]}" for kind, count in self.ungrouped.items())
+        return (f"deid-fast: {self.files:,} files, {self.files - bad:,} {read_as}"
+                f"{f' ({ungrouped})' if ungrouped else ''}, {bad:,} {bad_as}"
+                f"{f' ({kinds})' if kinds else ''}; {f'{outcome}; ' if outcome else ''}"
+                f"{seconds:.1f} s, "
                 f"{self.files / seconds if seconds else 0:,.0f} files/s")
 
 
@@ -243,31 +333,54 @@ def _log_to_stderr(progress, quiet):
 # --- the commands ---------------------------------------------------------------------------------
 
 
-def _writer(fmt, args, job, group_records):
-    """The writer of `fmt`: a `writers.ChunkWriter` (its workers write the output), or, for
-    json, the `JsonWriter` of the Records."""
+def _check_shape(fmt, args):
     if args.resume and fmt not in writers.RESUMABLE:
         raise UsageError(f"--resume works for jsonl and parquet output, not {fmt}")
     if args.resume and args.output == "-":
         raise UsageError("--resume needs an output file, not standard output")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues what --overwrite would discard: give one")
     if args.flat and fmt != "jsonl":
         raise UsageError(f"--flat is a shape of jsonl output, not of {fmt} (parquet has it "
                          "already)")
     if args.single_file and fmt != "parquet":
         raise UsageError(f"--single-file is for parquet output, not {fmt}")
+    if args.single_file and args.resume:
+        raise UsageError("--single-file makes one file at the end, which cannot be resumed: "
+                         "resume the dataset, then make the file")
+    if args.csv_raw and fmt != "csv":
+        raise UsageError(f"--csv-raw is for csv output, not {fmt}")
+
+
+def _output(fmt, args, options):
+    """The checked `writers.Output` of OUT (None for standard output): locked, and for the
+    resumable formats with the sidecar of what makes it."""
+    if args.output == "-":
+        return None
+    made_by = None
+    if fmt in writers.RESUMABLE:
+        # the engine is left out: both engines give the same rows (the tests hold them to it)
+        described = {name: value for name, value in options.items() if name != "engine"}
+        described.update(config=load_config(options["config"]), flat=args.flat)
+        made_by = writers.fingerprint(__version__, fmt, described)
+    return writers.Output(args.output, made_by, args.resume, args.overwrite,
+                          dataset=fmt == "parquet")
+
+
+def _writer(fmt, args, job, output, group_records):
+    """The writer of `fmt`: a `writers.ChunkWriter` (its workers write the output), or, for
+    json, the `JsonWriter` of the Records."""
     stdout = args.output == "-"
     if fmt == "parquet":
         from deid_fast.parquet import DatasetWriter
-        return DatasetWriter(args.output, job, args.resume, sys.stdout.buffer if stdout else None,
-                             args.single_file)
+        return DatasetWriter(job, output, sys.stdout.buffer if stdout else None, args.single_file)
     if fmt == "json":
-        return writers.JsonWriter(args.output, group_records, sys.stdout if stdout else None)
+        return writers.JsonWriter(group_records, output, sys.stdout.buffer if stdout else None)
     if fmt == "csv":
-        return writers.CsvWriter(args.output, job, sys.stdout if stdout else None)
+        return writers.CsvWriter(job, output, sys.stdout if stdout else None, args.csv_raw)
     shape = writers.DICOM_JSON if fmt == "dicom-json" else (
         writers.FLAT if args.flat else writers.NESTED)
-    return writers.LineWriter(args.output, job, shape, args.resume,
-                              sys.stdout.buffer if stdout else None)
+    return writers.LineWriter(job, shape, output, sys.stdout.buffer if stdout else None)
 
 
 def _options(args, fmt):
@@ -285,55 +398,108 @@ def _options(args, fmt):
 
 
 def _get(args):
+    output = None
     try:
         fmt = writers.format_of(args.output if args.output != "-" else "",
                                 args.format or ("jsonl" if args.output == "-" else None))
+        _check_shape(fmt, args)
         options = _options(args, fmt)
         job = identifiers_job(**options)
         check_errors(args.errors)
+        sources, again = input_sources(args.paths, args.null)
         cluster = _cluster(args.scheduler) if args.scheduler else None
-        writer = _writer(fmt, args, job, lambda records: group(records, job))
+        output = _output(fmt, args, options)
+        writer = _writer(fmt, args, job, output, lambda records: group(records, job))
+    except writers.DamagedOutput:
+        output.release()
+        raise
     except (ValueError, TypeError, OSError, writers.OutputError) as exc:
+        if output is not None:
+            output.release()
         raise UsageError(str(exc)) from exc
-    done = writer.done_paths() if args.resume else ()
-    items = bulk.files(args.paths)
+    try:
+        return _run(args, fmt, options, job, sources, again, cluster, output, writer)
+    finally:
+        if output is not None:
+            output.release()
+        if cluster is not None:
+            cluster.client.close()
+
+
+def _run(args, fmt, options, job, sources, again, cluster, output, writer):
+    done = writer.done_paths()
+    items = bulk.files(sources, inputs.Exclude(None if output is None else args.output))
     if done:
-        items = (item for item in items if item not in done)
-    progress = Progress(_show_progress(args), args.paths, len(done))
+        items = (item for item in items if not done.take(path_text(inputs.name_of(item))))
+    progress = Progress(_show_progress(args), again, len(done))
     handler = _log_to_stderr(progress, args.quiet)
     summary = Summary()
+    ungrouped = bulk.Ungrouped()
     finished = False
     try:
+        if cluster is not None and fmt != "json":
+            writer.for_cluster()
         if fmt == "json":     # the Records, grouped at the end
             records = (bulk.records_of(cluster.outcomes(bulk.read_identifiers, items, options,
                                                         cluster.client), args.errors)
                        if cluster else bulk.records(items, job, args.errors, args.workers))
-            for record in records:
-                writer.write(record)
-                summary.count(record.skipped)
-                progress.update()
+            with contextlib.closing(records):
+                for record in records:
+                    writer.write(record)
+                    summary.count_many(1, [] if record.skipped is None else [record.skipped])
+                    progress.update()
         else:
-            _write_chunks(writer, items, options, cluster, args, summary, progress)
-        writer.finish(args.workers)
-        finished = True
+            _write_chunks(writer, items, options, cluster, args, summary, progress, ungrouped)
+        with _signals_held():
+            writer.finish(args.workers)
+            finished = True
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise writers.OutputError(_write_failure(exc, args, output)) from exc
+    except pool.TaskFailed as exc:
+        if isinstance(exc.error, OSError):
+            raise writers.OutputError(_write_failure(exc.error, args, output)) from exc
+        raise
     finally:
         if not finished:
             writer.abandon()
+        ungrouped.log()
         progress.close()
         logger.removeHandler(handler)
-        if cluster is not None:
-            cluster.client.close()
-        if done:
-            done.close()
-    where = "standard output" if args.output == "-" else args.output
+        done.close()
+    where = "standard output" if args.output == "-" else path_text(args.output)
     what = {"json": "items", "dicom-json": "objects"}.get(fmt, "rows")
     done_note = f" ({len(done):,} done before)" if done else ""
-    print(summary.line(f"{writer.written:,} {what} written to {where}") + done_note,
+    print(summary.line(f"{writer.written:,} {what} written to {where}{done_note}"),
           file=sys.stderr)
     return 0
 
 
-def _write_chunks(writer, items, options, cluster, args, summary, progress):
+def _write_failure(error, args, output):
+    """The one line of a failed write: the file, the reason, what is kept."""
+    name = error.filename if isinstance(error.filename, str) else args.output
+    kept = (f" (what was written is kept in {path_text(args.output)}.partial for --resume)"
+            if output is not None and output.made_by is not None else "")
+    return describe(error, path_text(name)) + kept
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C, SIGTERM and SIGHUP wait while an output takes its name (they are handled
+    right after)."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _write_chunks(writer, items, options, cluster, args, summary, progress, ungrouped):
     """The workers (local, or on the cluster) write each chunk of `items`; the writer puts
     their results into the output in input order. A bad file stops the run before its chunk
     is put in place with --errors raise."""
@@ -342,14 +508,15 @@ def _write_chunks(writer, items, options, cluster, args, summary, progress):
         results = cluster.run_chunks(writer.work, chunks, options, writer.job, cluster.client)
     else:
         results = bulk.run_chunks(writer.work, chunks, writer.job, args.workers)
-    for chunk, context, chunk_results in results:
-        skipped = [skip for _offset, result in chunk_results for skip in (
-            [(result.path, result.kind, result.reason, result.offset)]
-            if isinstance(result, InvalidDicomError) else result[1])]
-        bulk.report_skips(skipped, args.errors)      # raises before the chunk is put in place
-        writer.take(chunk, context, chunk_results)
-        summary.count_many(len(chunk), [kind for _path, kind, _reason, _offset in skipped])
-        progress.update(len(chunk))
+    with contextlib.closing(results):        # the workers stop before the caller cleans up
+        for chunk, context, chunk_results in results:
+            skipped = [skip for _offset, result in chunk_results for skip in (
+                [(result.path, result.kind, result.reason, result.offset)]
+                if isinstance(result, InvalidDicomError) else result[1])]
+            bulk.report_skips(skipped, args.errors, ungrouped)   # raises before the chunk is put
+            writer.take(chunk, context, chunk_results)
+            summary.count_many(len(chunk), [kind for _path, kind, _reason, _offset in skipped])
+            progress.update(len(chunk))
 
 
 def _cluster(address):
@@ -367,36 +534,84 @@ def _cluster(address):
     return cluster
 
 
+def _one_line(text):
+    """`text` on one line: a reason never forges a line of `check` output."""
+    return " ".join(text.split())
+
+
 def _check(args):
-    progress = Progress(_show_progress(args), args.paths)
+    output = None
+    try:
+        sources, again = input_sources(args.paths, args.null)
+        if args.output != "-":
+            output = writers.Output(args.output)
+    except (ValueError, OSError, writers.OutputError) as exc:
+        raise UsageError(str(exc)) from exc
+    progress = Progress(_show_progress(args), again)
     handler = _log_to_stderr(progress, args.quiet)
     summary = Summary()
-    out = sys.stdout if args.output == "-" else open(args.output + ".partial", "w",
-                                                     encoding="utf-8")
-    try:
-        for path, error in bulk.check_files(args.paths, args.force, args.workers,
-                                            args.max_depth, args.max_header_bytes,
-                                            args.max_elements):
+    exclude = inputs.Exclude(None if output is None else args.output)
+
+    def produce(out):
+        for path, error in bulk.check_files(sources, args.force, args.workers, args.max_depth,
+                                            args.max_header_bytes, args.max_elements, exclude):
             if error is None:
-                out.write(f"dicom\t{path}\n")
+                line = f"dicom\t{path_text(path)}\n"
             else:
-                out.write(f"{error.kind}\t{path}\t{skipped_record(error).reason}\n")
-            summary.count(None if error is None else error.kind)
+                line = (f"{error.kind}\t{path_text(path)}\t"
+                        f"{_one_line(skipped_record(error).reason)}\n")
+            out.write(line.encode("utf-8"))
+            summary.count_many(1, [] if error is None else [error.kind])
             progress.update()
+
+    try:
+        if output is None:
+            produce(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            output.write_whole(produce)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise writers.OutputError(_write_failure(exc, args, output)) from exc
     finally:
         progress.close()
         logger.removeHandler(handler)
-        if out is not sys.stdout:
-            out.close()
-    if out is not sys.stdout:
-        os.replace(args.output + ".partial", args.output)
-    dicom = summary.files - sum(summary.skipped.values())
-    print(summary.line(f"{dicom:,} DICOM", "not DICOM"), file=sys.stderr)
+        if output is not None:
+            output.release()
+    print(summary.line(None, read_as="DICOM"), file=sys.stderr)
     return 0
 
 
 def _show_progress(args):
     return sys.stderr.isatty() if args.progress is None else args.progress
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled as Ctrl-C is (what was written stays for --resume)."""
+
+    def __init__(self, number):
+        super().__init__(number)
+        self.number = number
+
+
+def _stop(number, _frame):
+    raise Stopped(number)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGTERM and SIGHUP raise `Stopped` while the command runs (in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _stop) for number in (signal.SIGTERM,
+                                                                      signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(argv=None):
@@ -405,16 +620,23 @@ def main(argv=None):
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     args = parser().parse_args(argv)
     try:
-        return _get(args) if args.command == "get" else _check(args)
+        with _stopped_by_signals():
+            return _get(args) if args.command == "get" else _check(args)
     except UsageError as exc:
         print(f"deid-fast {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except InvalidDicomError as exc:
-        print(f"deid-fast: error: {exc} [{exc.kind}] (--errors raise)", file=sys.stderr)
+        print(f"deid-fast: error: {path_text(exc.path)}: {exc.reason} [{exc.kind}] "
+              "(--errors raise)", file=sys.stderr)
         return 1
     except writers.OutputError as exc:
         print(f"deid-fast: error: {exc}", file=sys.stderr)
         return 1
+    except Stopped as exc:
+        name = signal.Signals(exc.number).name
+        print(f"deid-fast: stopped by {name}; what was written is kept for --resume",
+              file=sys.stderr)
+        return 128 + exc.number
     except KeyboardInterrupt:
         print("deid-fast: interrupted; what was written is kept for --resume", file=sys.stderr)
         return 130

@@ -23,8 +23,9 @@ except ImportError as exc:  # pragma: no cover - the extra is installed by `make
     raise ImportError("deid_fast.dask needs Dask: pip install 'deid-fast[dask]'") from exc
 
 from deid_fast import bulk, table
-from deid_fast.dicom import check_errors, group, identifiers_job, skipped_record
+from deid_fast.dicom import group
 from deid_fast.errors import InvalidDicomError
+from deid_fast.reader import check_errors, identifiers_job, skipped_record
 
 #: Files per Dask task. A task costs some 30 ms of Dask's own work (measured on one core), and
 #: 1,024 files take 0.1-0.2 s to read: large tasks keep that small; a million files are still
@@ -128,10 +129,10 @@ def outcomes(read, items, options, client, window=None):
 def _with_job(template, job):
     """`template` (a `writers.LineJob`, a `parquet.PartJob`, or None for the job itself) with
     `job`. The client's job holds compiled objects that are not sent: workers make their own
-    from the options. Spill files are not used on a cluster."""
+    from the options (spill files are not used on a cluster: see `writers.ChunkWriter.for_cluster`)."""
     from deid_fast import parquet, writers
     if isinstance(template, writers.LineJob):
-        return writers.LineJob(job, template.shape, None, template.keys)
+        return writers.LineJob(job, template.shape, template.spill, template.keys)
     if isinstance(template, parquet.PartJob):
         return parquet.PartJob(job, template.folder)
     return job
@@ -174,7 +175,7 @@ def get_identifiers(sources, client=None, errors="warn", chunk_files=CHUNK_FILES
     blobs = bag.compute(scheduler=client) if client is not None else bag.compute()
     items = [item for chunk in parts for item in chunk]
     outcomes = [outcome for blob in blobs for outcome in bulk.decode(blob)]
-    return group(bulk.records_of(zip(items, outcomes), errors), job)
+    return group(bulk.records_of(zip(items, outcomes), errors, warn_each=True), job)
 
 
 def _result(future):

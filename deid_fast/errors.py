@@ -3,7 +3,8 @@ import pydicom.errors
 
 #: Every `InvalidDicomError.kind`, for callers that sort failures.
 KINDS = (
-    "unreadable",   # missing, a directory, no permission, a read error
+    "unreadable",   # missing, a directory, no permission, a read error, not a regular file
+    "already-walked",  # a link to a folder already walked in the run (a loop, or a 2nd way)
     "empty",        # zero bytes
     "no-preamble",  # no preamble and DICM prefix, with force=False
     "not-dicom",    # bytes that do not form DICOM data elements

@@ -12,22 +12,24 @@
   the first few), `_common_metadata` gets the run's schema, and the folder takes OUT's name:
   every part then has the same schema, which every reader reads as one table.
 - While it runs the folder is `OUT.partial/`; `--resume` continues it (or a finished OUT), and
-  new chunks are numbered after the highest.
+  new chunks are numbered after the highest. Every part is created under a new name in the
+  folder the run made (checked by device and inode in the workers), never through a link.
 - `single_file()` puts a dataset into one file: an explicit step (`--single-file`, or standard
   output), with memory bounded by one row group.
 """
 import array
+import io
 import os
 import re
 import shutil
 import tempfile
 
-from deid_fast import bulk, table
-from deid_fast.dicom import skipped_record
+from deid_fast import bulk, outfiles, table
 from deid_fast.errors import InvalidDicomError
+from deid_fast.outfiles import Folder, OutputError
+from deid_fast.reader import skipped_record
 from deid_fast.resume import DonePaths
-from deid_fast.writers import (ChunkWriter, OutputError, check_folder, remove_temporary,
-                               replace_output)
+from deid_fast.writers import ChunkWriter
 
 try:
     import pyarrow as pa
@@ -71,15 +73,24 @@ def chunk_of(name):
 
 
 def part_names(folder):
-    """The part files of a dataset folder, in input order."""
-    return sorted(name for name in os.listdir(folder) if chunk_of(name) is not None)
+    """The part files of a dataset folder (a path, or an open `Folder`), in input order."""
+    names = folder.names() if isinstance(folder, Folder) else os.listdir(folder)
+    return sorted(name for name in names if chunk_of(name) is not None)
+
+
+def remove_temporary(folder):
+    """Remove what a killed run left under temporary names in `folder` (a `Folder`)."""
+    for name in folder.names():
+        if name.startswith(".") and name.endswith(".tmp"):
+            folder.remove(name)
 
 
 # --- in a worker -------------------------------------------------------------------------------
 
 
 class PartJob:
-    """What a worker needs to write parts: the reading job and the folder."""
+    """What a worker needs to write parts: the reading job and the dataset folder's
+    `(path, (device, inode))`."""
 
     __slots__ = ("job", "folder")
 
@@ -89,16 +100,16 @@ class PartJob:
 
 
 def write_table(data, folder, name):
-    """Write `data` (an Arrow table) in `folder` under a new temporary name (created
-    exclusively, never through a link), flushed to disk; returns that name."""
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    """Write `data` (an Arrow table) in `folder` (an open `Folder`) under a new temporary name
+    (created exclusively, never through a link), flushed to disk; returns that name."""
+    descriptor, temporary = folder.create_temporary(f".{name}.")
     try:
         with os.fdopen(descriptor, "wb") as handle:
             pq.write_table(data, handle)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        os.unlink(temporary)
+        folder.remove(temporary)
         raise
     return temporary
 
@@ -112,15 +123,24 @@ def write_parts(part_job, items, offset, context):
     chunk, known = context
     parts, skipped, keywords = [], [], set(known)
     builder, first = table.TableBuilder(), offset
-    for index, (record, skip) in enumerate(bulk.read_for_output(part_job.job, items), offset):
-        if skip is not None:
-            skipped.append(skip)
-        builder.add(record)
-        if builder.size >= PART_BYTES:
-            parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
-            builder, first = table.TableBuilder(), index + 1
-    if builder.rows:
-        parts.append(_flush(builder, known, part_job.folder, chunk, first, keywords))
+    folder = outfiles.reopen(*part_job.folder)
+    try:
+        for index, (record, skip) in enumerate(bulk.read_for_output(part_job.job, items),
+                                               offset):
+            if skip is not None:
+                skipped.append(skip)
+            builder.add(record)
+            if builder.size >= PART_BYTES:
+                parts.append(_flush(builder, known, folder, chunk, first, keywords))
+                builder, first = table.TableBuilder(), index + 1
+        if builder.rows:
+            parts.append(_flush(builder, known, folder, chunk, first, keywords))
+    except BaseException:
+        for temporary, _name, _columns in parts:
+            folder.remove(temporary)
+        raise
+    finally:
+        folder.close()
     return len(items), skipped, (parts, sorted(keywords - set(known)))
 
 
@@ -131,31 +151,38 @@ def _flush(builder, known, folder, chunk, first, keywords):
     return write_table(data, folder, name), name, data.num_columns - _OTHER_COLUMNS
 
 
-def conform_parts(keywords, paths, offset=0, context=None):
-    """In a worker: rewrite each part of `paths` that lacks a column of `keywords` (the run's
-    keyword columns) with that column all null, one row group at a time. Returns the number
-    rewritten."""
+def conform_parts(conform_job, names, offset=0, context=None):
+    """In a worker: rewrite each part of `names` that lacks a column of the run's keyword
+    columns with that column all null, one row group at a time. `conform_job` is `(keywords,
+    (folder path, (device, inode)))`. Returns the number rewritten."""
+    keywords, where = conform_job
     target = table.schema(keywords)
     rewritten = 0
-    for path in paths:
-        part = pq.ParquetFile(path)
-        if part.schema_arrow.equals(target):
-            continue
-        folder, name = os.path.split(path)
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                with pq.ParquetWriter(handle, target) as writer:
-                    for group in range(part.num_row_groups):
-                        writer.write_table(conformed(part.read_row_group(group), target))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
-        rewritten += 1
+    folder = outfiles.reopen(*where)
+    try:
+        for name in names:
+            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 dir_fd=folder.descriptor)
+            with open(descriptor, "rb") as source:
+                part = pq.ParquetFile(source)
+                if part.schema_arrow.equals(target):
+                    continue
+                descriptor, temporary = folder.create_temporary(f".{name}.")
+                try:
+                    with os.fdopen(descriptor, "wb") as handle:
+                        with pq.ParquetWriter(handle, target) as writer:
+                            for group in range(part.num_row_groups):
+                                writer.write_table(conformed(part.read_row_group(group),
+                                                             target))
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    folder.rename(temporary, name)
+                except BaseException:
+                    folder.remove(temporary)
+                    raise
+            rewritten += 1
+    finally:
+        folder.close()
     return rewritten
 
 
@@ -173,27 +200,24 @@ def conformed(data, target):
 
 
 class DatasetWriter(ChunkWriter):
-    """The parent's side of a Parquet run into the dataset folder `path` (a temporary folder
-    for standard output): hands out chunks, renames the workers' parts into place, and
-    finishes the dataset (the protocol of `writers.ChunkWriter`)."""
+    """The parent's side of a Parquet run into the dataset folder of `output` (an
+    `writers.Output`; with `stream`, a temporary folder, then one file to the stream): hands
+    out chunks, renames the workers' parts into place, and finishes the dataset (the protocol
+    of `writers.ChunkWriter`)."""
 
     work = staticmethod(write_parts)
 
-    def __init__(self, path, job, resume=False, stream=None, single_file=False):
+    def __init__(self, job, output=None, stream=None, single_file=False):
         _need_pyarrow()
-        self.path, self.stream, self.single_file = path, stream, single_file
+        self.output, self.stream, self.single_file = output, stream, single_file
         if stream is not None:
-            self.folder = tempfile.mkdtemp(prefix="deid-fast-parquet-")
+            path = tempfile.mkdtemp(prefix="deid-fast-parquet-")
+            self.folder = Folder(path, os.open(path, os.O_RDONLY | os.O_DIRECTORY |
+                                               os.O_NOFOLLOW | os.O_CLOEXEC))
         else:
-            check_folder(path)
-            self.folder = path + ".partial"
-            if resume and not os.path.isdir(self.folder) and os.path.isdir(path):
-                os.replace(path, self.folder)      # a finished run: continue it with new files
-            if not resume and os.path.isdir(self.folder):
-                shutil.rmtree(self.folder)
-            os.makedirs(self.folder, exist_ok=True)
+            self.folder = output.partial_folder()
             remove_temporary(self.folder)
-        self.job = PartJob(job, self.folder)
+        self.job = PartJob(job, (self.folder.path, self.folder.key))
         try:     # pyarrow imports pandas when it first builds an array: done here, before the
             import pandas  # noqa: F401   workers fork, their copies share its memory
         except ImportError:
@@ -205,7 +229,7 @@ class DatasetWriter(ChunkWriter):
         highest = -1
         for name in part_names(self.folder):
             highest = max(highest, chunk_of(name))
-            names = [field.name for field in pq.read_schema(os.path.join(self.folder, name))
+            names = [field.name for field in self._read(name, pq.read_schema)
                      if table.is_column(field.name)]
             self.keywords.update(names)
             self._add_part(name, len(names))
@@ -214,11 +238,19 @@ class DatasetWriter(ChunkWriter):
         self.next_chunk = highest + 1
         self.written = 0
 
+    def _read(self, name, read, **options):
+        """`read(file, **options)` of the part `name`, opened without following a link."""
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=self.folder.descriptor)
+        with open(descriptor, "rb") as handle:
+            return read(handle, **options)
+
     def done_paths(self):
+        from deid_fast.inputs import path_from_text
         done = DonePaths()
         for name in part_names(self.folder):
-            done.add_many(pq.read_table(os.path.join(self.folder, name),
-                                        columns=["path"]).column(0).to_pylist())
+            done.add_many(path_from_text(path) for path in self._read(
+                name, pq.read_table, columns=["path"]).column(0).to_pylist())
         return done
 
     def chunks(self, items, cluster=None):
@@ -242,7 +274,7 @@ class DatasetWriter(ChunkWriter):
         prefix of the run)."""
         parts, keywords = payload
         for temporary, final, columns in parts:
-            os.replace(temporary, os.path.join(self.folder, final))
+            self.folder.rename(temporary, final)
             self._add_part(final, columns)
         self.keywords.update(keywords)
 
@@ -251,65 +283,91 @@ class DatasetWriter(ChunkWriter):
         self.part_ids.append(int(match[1]) << 20 | int(match[2]))
         self.part_columns.append(columns)
 
+    def for_cluster(self):
+        """Workers of a cluster write parts into the folder as local ones do; the folder is
+        checked by its inode only (the device number differs between the nodes that mount a
+        shared filesystem)."""
+        self.job = PartJob(self.job.job, (self.folder.path, (None, self.folder.key[1])))
+
     def finish(self, workers=None):
         """Give every part the run's columns (in `workers` processes), write
         `_common_metadata`, and give the dataset OUT's name (or write it to the stream)."""
         remove_temporary(self.folder)      # what dead workers left
         keywords = tuple(sorted(self.keywords))
-        lacking = [os.path.join(self.folder, part_name(ident >> 20, ident & 0xFFFFF))
+        lacking = [part_name(ident >> 20, ident & 0xFFFFF)
                    for ident, columns in zip(self.part_ids, self.part_columns)
                    if columns < len(keywords)]
         self.rewritten = 0
         if lacking:
+            conform_job = (keywords, (self.folder.path, self.folder.key))
             self.rewritten = sum(result for _items, _context, results in bulk.run_chunks(
                 conform_parts, ((chunk, None) for chunk in bulk.chunked(lacking, 4, 1 << 62)),
-                keywords, workers) for _offset, result in results
+                conform_job, workers) for _offset, result in results
                 if not isinstance(result, InvalidDicomError))
         schema = table.schema(keywords)
         self.columns = len(schema)
         if self.stream is not None:
             single_file(self.folder, self.stream)
             self.stream.flush()
-            shutil.rmtree(self.folder)
+            self._remove_stream_folder()
             return
-        metadata = os.path.join(self.folder, COMMON_METADATA)
-        pq.write_metadata(schema, metadata + ".tmp")
-        os.replace(metadata + ".tmp", metadata)
+        metadata = io.BytesIO()
+        pq.write_metadata(schema, metadata)
+        self.folder.write_file(COMMON_METADATA, metadata.getvalue())
+        self.folder.sync()
         if self.single_file:
-            replace_output(self.path, lambda temporary: single_file(self.folder, temporary))
-            shutil.rmtree(self.folder)
+            self.output.write_whole(lambda handle: single_file(self.folder, handle))
+            self.folder.close()
+            self.output.folder.remove_tree(self.output.partial)
+            self.output.folder.remove(self.output.sidecar)     # one file is not resumable
         else:
-            replace_output(self.path, lambda temporary: os.replace(self.folder, temporary))
+            self.folder.close()
+            self.output.finish()
+
+    def _remove_stream_folder(self):
+        path = self.folder.path
+        self.folder.close()
+        shutil.rmtree(path, ignore_errors=True)
 
     def abandon(self):
         """A run stopped early: the parts in place stay for --resume."""
         if self.stream is not None:
-            shutil.rmtree(self.folder)
-        else:
+            self._remove_stream_folder()
+        elif self.folder.descriptor is not None:
             remove_temporary(self.folder)
+            self.folder.close()
 
 
 def single_file(folder, where):
-    """The parts of the dataset `folder` (which all have its schema) as one Parquet file at
-    `where` (a path or a writable binary stream), in input order, the rows regrouped into row
-    groups of up to `SINGLE_FILE_ROWS` rows (`SINGLE_FILE_BYTES`): memory is bounded by one
-    row group."""
+    """The parts of the dataset `folder` (a `Folder`; the parts all have its schema) as one
+    Parquet file written to `where` (a writable binary stream), in input order, the rows
+    regrouped into row groups of up to `SINGLE_FILE_ROWS` rows (`SINGLE_FILE_BYTES`): memory
+    is bounded by one row group."""
     names = part_names(folder)
-    schema = (pq.read_schema(os.path.join(folder, names[0])) if names else table.schema(()))
-    sink = where if isinstance(where, str) else pa.PythonFile(where, mode="w")
-    with pq.ParquetWriter(sink, schema) as writer:
+
+    def part(name):
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=folder.descriptor)
+        return open(descriptor, "rb")
+
+    if names:
+        with part(names[0]) as handle:
+            schema = pq.read_schema(handle)
+    else:
+        schema = table.schema(())
+    with pq.ParquetWriter(pa.PythonFile(where, mode="w"), schema) as writer:
         pending, rows, size = [], 0, 0
         for name in names:
-            part = pq.ParquetFile(os.path.join(folder, name))
-            for group in range(part.num_row_groups):
-                data = conformed(part.read_row_group(group), schema)
-                pending.append(data)
-                rows += data.num_rows
-                size += data.nbytes
-                if rows >= SINGLE_FILE_ROWS or size >= SINGLE_FILE_BYTES:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=rows)
-                    pending, rows, size = [], 0, 0
+            with part(name) as handle:
+                source = pq.ParquetFile(handle)
+                for group in range(source.num_row_groups):
+                    data = conformed(source.read_row_group(group), schema)
+                    pending.append(data)
+                    rows += data.num_rows
+                    size += data.nbytes
+                    if rows >= SINGLE_FILE_ROWS or size >= SINGLE_FILE_BYTES:
+                        writer.write_table(pa.concat_tables(pending), row_group_size=rows)
+                        pending, rows, size = [], 0, 0
         if pending or not names:
             data = pa.concat_tables(pending) if pending else schema.empty_table()
             writer.write_table(data, row_group_size=max(rows, 1))
-

@@ -6,16 +6,35 @@ crashed in compiled code) costs only those: its tasks are retried one item at a 
 worker, and an item that dies a second time gets the result of `lost(item, exitcode)`. The
 number of tasks dispatched but not yet handed to the caller is bounded, so memory does not grow
 with the number of items, even when one slow task holds back an ordered stream.
+
+Why not `concurrent.futures` or loky: when one of their workers dies, every pending task fails
+with the broken pool, and nothing says which task killed it; here a death costs its one file.
+
+What keeps the pool from ever waiting on itself:
+- the parent never blocks writing to a busy worker: a task goes to a worker that holds others
+  only when the bytes sent ahead fit in its pipe (`PIPE_BUDGET`), so a worker blocked sending
+  a large reply can never be waiting for a parent blocked sending it a task;
+- the parent waits on every worker's pipe and process at once, and only when a task is in
+  flight (checked on every pass);
+- workers die with the parent, whatever ends it (`PR_SET_PDEATHSIG` on Linux; elsewhere they
+  end at the EOF of their pipe), and are killed at once when the caller stops early (Ctrl-C,
+  an error): a graceful stop is only for a run that finished.
 """
 import collections
+import ctypes
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 from multiprocessing.connection import wait
+from multiprocessing.reduction import ForkingPickler
 
 #: Tasks sent ahead to each worker, so that it never waits for the parent between two tasks.
 PREFETCH = 2
+#: Bytes of tasks a worker may hold unread in its pipe: the smallest pipe buffer of Linux.
+PIPE_BUDGET = 65536
+_PR_SET_PDEATHSIG = 1
 
 
 def default_workers():
@@ -33,29 +52,51 @@ def _context():
 
 
 class TaskFailed(Exception):
-    """A task raised in a worker (a bug, not a bad file): the parent re-raises it."""
+    """A task raised in a worker (a bug, or an output that cannot be written; not a bad file):
+    the parent re-raises it. `error` is the worker's exception when it could be sent (an
+    OSError keeps its errno and file name), else None."""
+
+    def __init__(self, message, error=None):
+        super().__init__(message)
+        self.error = error
 
 
-def _worker_main(conn, make_handler, args):
+def _die_with_parent(parent):
+    """Ask the kernel to kill this process when the parent dies (Linux), then check the parent
+    did not die before that."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_main(conn, make_handler, args, parent):
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)     # not the parent's handlers, if it had any
     handler = make_handler(*args)
     while True:
         try:
-            message = conn.recv()
-        except EOFError:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):
             return
-        if message is None:
+        if not message:
             return
-        task_id, items, offset, context = message
+        task_id, items, offset, context = pickle.loads(message)
         try:
             reply = (task_id, True, handler(items, offset, context))
         except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
-            reply = (task_id, False, f"{type(exc).__name__}: {exc}")
+            reply = (task_id, False, (f"{type(exc).__name__}: {exc}",
+                                      exc if isinstance(exc, OSError) else None))
         try:
             conn.send(reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:   # a bug: say so
-            conn.send((task_id, False, f"cannot send the results of {items!r}: "
-                                       f"{type(exc).__name__}: {exc}"))
+            conn.send((task_id, False, (f"cannot send the results of {items!r}: "
+                                        f"{type(exc).__name__}: {exc}", None)))
 
 
 class _Slot:
@@ -73,19 +114,32 @@ class _Slot:
 
 
 class _Worker:
-    __slots__ = ("process", "conn", "inflight")
+    __slots__ = ("process", "conn", "inflight", "unread")
 
     def __init__(self, context, make_handler, args):
         parent_end, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=_worker_main, args=(child_end, make_handler, args),
-                                       daemon=True)
+        self.process = context.Process(target=_worker_main, daemon=True,
+                                       args=(child_end, make_handler, args, os.getpid()))
         self.process.start()
         child_end.close()
         self.conn = parent_end
-        self.inflight = {}  # task id -> (slot, index of the item or None for all, tries)
+        self.inflight = {}  # task id -> (slot, index of the item or None for all, tries, bytes)
+        self.unread = 0     # bytes of the tasks in flight
 
     def holds_retry(self):
-        return any(tries > 1 for _slot, _index, tries in self.inflight.values())
+        return any(task[2] > 1 for task in self.inflight.values())
+
+    def send(self, task_id, task, data):
+        """Send a task, unless it might not fit in the pipe of a worker busy with others."""
+        if self.inflight and self.unread + len(data) > PIPE_BUDGET:
+            return False
+        self.inflight[task_id] = task + (len(data),)
+        self.unread += len(data)
+        try:
+            self.conn.send_bytes(data)
+        except OSError:  # it died: found by the caller's wait, and its tasks retried
+            pass
+        return True
 
 
 def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
@@ -106,6 +160,7 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
     exhausted = False
     next_sequence = released = 0
     task_ids = iter(range(1 << 62))
+    finished = False
     try:
         while True:
             while (not exhausted and len(unreleased) < window and
@@ -128,23 +183,32 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
                     # a retry runs alone, so that a second death names its one item
                     if worker.inflight and (queue[0][3] > 1 or worker.holds_retry()):
                         continue
-                    slot, index, items, tries = queue.popleft()
+                    slot, index, items, tries = queue[0]
                     task_id = next(task_ids)
-                    worker.inflight[task_id] = (slot, index, tries)
-                    try:
-                        worker.conn.send((task_id, items, index or 0, slot.context))
-                    except OSError:  # it died: found below, and its tasks retried
-                        pass
+                    data = bytes(ForkingPickler.dumps((task_id, items, index or 0,
+                                                       slot.context)))
+                    if worker.send(task_id, (slot, index, tries), data):
+                        queue.popleft()
+            yielded = False
             if ordered:
                 while released in unreleased and unreleased[released].missing == 0:
                     slot = unreleased.pop(released)
                     released += 1
+                    yielded = True
                     yield _done(slot)
             else:
                 for sequence in [s for s, slot in unreleased.items() if slot.missing == 0]:
+                    yielded = True
                     yield _done(unreleased.pop(sequence))
             if exhausted and not unreleased:
+                finished = True
                 return
+            if not any(worker.inflight for worker in pool):
+                # what was yielded may have made room for more chunks: take and send them
+                # before waiting (waiting now, with nothing in flight, would never end)
+                if yielded:
+                    continue
+                raise RuntimeError("the pool has no task in flight and none to send (a bug)")
             ready = set(wait([worker.conn for worker in pool] +
                              [worker.process.sentinel for worker in pool]))
             for number, worker in enumerate(pool):
@@ -155,7 +219,7 @@ def imap(chunks, workers, make_handler, args, lost, ordered=True, decode=None):
                         pool[number] = _Worker(processes, make_handler, args)
                         _requeue(worker, queue, lost)
     finally:
-        _stop(pool)
+        _stop(pool, finished)
 
 
 def _done(slot):
@@ -172,11 +236,12 @@ def _receive(worker, decode):
     except (EOFError, OSError):
         return False
     if not ok:
-        raise TaskFailed(reply)
+        raise TaskFailed(*reply)
     result, notes = reply
     if decode is not None:
         result = decode(result)
-    slot, index, _tries = worker.inflight.pop(task_id)
+    slot, index, _tries, size = worker.inflight.pop(task_id)
+    worker.unread -= size
     slot.notes.extend(notes)
     slot.results.append((index or 0, result))
     slot.missing -= 1
@@ -189,7 +254,7 @@ def _requeue(dead, queue, lost):
     exitcode = dead.process.exitcode
     dead.conn.close()
     retries = []
-    for slot, index, tries in dead.inflight.values():
+    for slot, index, tries, _size in dead.inflight.values():
         if index is None:
             slot.missing = len(slot.items)
             parts = range(len(slot.items))
@@ -204,15 +269,19 @@ def _requeue(dead, queue, lost):
     queue.extendleft(reversed(retries))
 
 
-def _stop(pool):
+def _stop(pool, graceful):
+    """End the workers: after a finished run, each is told to stop and given 2 s; otherwise (the
+    caller stopped early: Ctrl-C, a signal, an error) each is killed at once."""
+    if graceful:
+        for worker in pool:
+            try:
+                worker.conn.send_bytes(b"")
+            except OSError:
+                pass
     for worker in pool:
-        try:
-            worker.conn.send(None)
-        except OSError:
-            pass
-    for worker in pool:
-        worker.process.join(timeout=2)
+        if graceful:
+            worker.process.join(timeout=2)
         if worker.process.is_alive():
             worker.process.kill()
-            worker.process.join()
+        worker.process.join()
         worker.conn.close()

@@ -8,7 +8,8 @@ however many files, items or private tags it holds.
 
 Columns, in this order:
 
-- `path`, `entity`, `item`, `skipped`, `reason` (text), as in a `Record`;
+- `path`, `entity`, `item`, `skipped`, `reason` (text), as in a `Record` (the path as
+  `deid_fast.inputs.path_text` writes it: valid UTF-8 whatever the file name);
 - a column per top-level keyword, in tag order, typed by the keyword's VR and VM in pydicom's
   dictionary: text VRs (AE AS CS DA DT LO LT PN SH ST TM UC UI UR UT) are strings; US, SS, UL,
   SL, SV, IS, AT and "US or SS" are 64-bit integers (UV unsigned); FL, FD and DS are 64-bit
@@ -31,6 +32,7 @@ from typing import NamedTuple
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
 
+from deid_fast.inputs import path_text
 from deid_fast.jsontext import dumps, dumps_text
 
 RECORD_COLUMNS = ("path", "entity", "item", "skipped", "reason")
@@ -186,8 +188,8 @@ def flat_line(record):
     `expand_sequences=False`: the record's columns, then one key per typed field, then
     `values_as_read` and `private` when they hold anything. Types are the table's."""
     row = split(record.fields, finite=True)
-    head = dumps({"path": record.path, "entity": record.entity, "item": record.item,
-                  "skipped": record.skipped, "reason": record.reason})
+    head = dumps({"path": path_text(record.path), "entity": record.entity,
+                  "item": record.item, "skipped": record.skipped, "reason": record.reason})
     parts = [head[:-1]]
     if row.typed:
         parts.append(dumps(row.typed)[1:-1])
@@ -229,8 +231,8 @@ class TableBuilder:
         self.size = 0
 
     def add(self, record):
-        for name, value in zip(RECORD_COLUMNS, (record.path, record.entity, record.item,
-                                                record.skipped, record.reason)):
+        for name, value in zip(RECORD_COLUMNS, (path_text(record.path), record.entity,
+                                                record.item, record.skipped, record.reason)):
             self.records[name].append(value)
         row = split(record.fields)
         size = 64

@@ -1,4 +1,4 @@
-"""Output formats of the command line: knows files on disk and line shapes, not DICOM.
+"""Output formats of the command line: knows line shapes and output files, not DICOM.
 
 - json: the nested `{entity: {item: fields}}` of `get_identifiers` (held in memory).
 - jsonl: one object per file: path, entity, item, skipped, reason, fields; or, with `--flat`,
@@ -8,28 +8,37 @@
 - dicom-json: one DICOM JSON object per line.
 
 The line formats (jsonl, csv, dicom-json) are written by the workers: each writes a chunk's
-lines (`write_lines`) into a file of its own in a private folder next to the output, and the
-parent only appends those files, in input order, to the output (in the kernel, with
-copy_file_range), so neither its time nor its memory depends on how large the headers are. CSV
-goes through a spool, turned into the table at the end, since its columns are known only then.
-To standard output, and on a Dask cluster, the chunks' lines come back in memory instead.
+lines (`write_lines`) into a file of its own in a private folder (`Spill`), and the parent only
+appends those files, in input order, to the output (in the kernel, with copy_file_range), so
+neither its time nor its memory depends on how large the headers are. CSV goes through a
+spool, turned into the table at the end, since its columns are known only then. On a Dask
+cluster the chunks' lines come back in memory instead.
 
-No output is half-written under its name: each is written under a temporary name next to it and
-renamed when complete. JSONL and Parquet can resume an interrupted run (`done_paths()`).
-Values are JSON as `deid_fast.jsontext` writes them: bytes as base64 text; in CSV a multi-value
-is joined with `\\` and a sequence kept whole is its JSON text.
+An output file is an `Output`: locked against a second run, written under a temporary name
+(`OUT.partial` for the resumable formats, which `--resume` continues) and renamed when
+complete; the resumable ones carry a sidecar `OUT.deid-fast.json` naming the options that made
+them (`--resume` continues only an output made with the same). Paths are written as
+`deid_fast.inputs.path_text` writes them; values as `deid_fast.jsontext` writes them: bytes as
+base64 text; in CSV a multi-value is joined with `\\`, a sequence kept whole is its JSON text,
+and text that a spreadsheet would run as a formula is neutralised (`csv_cell`).
 """
 import csv
+import hashlib
+import io
 import json
 import os
-import shutil
+import re
+import stat
 import tempfile
 import threading
 
-from deid_fast import bulk
-from deid_fast.dicom import skipped_record
+from deid_fast import bulk, outfiles
 from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import path_text
 from deid_fast.jsontext import base64_text, dumps, dumps_text, loads
+from deid_fast.outfiles import (DamagedOutput, Folder, Lock,  # noqa: F401 (re-exported)
+                                OutputError)
+from deid_fast.reader import skipped_record
 from deid_fast.resume import DonePaths
 from deid_fast.table import RECORD_COLUMNS, flat_line
 
@@ -41,10 +50,8 @@ RESUMABLE = ("jsonl", "parquet")
 NESTED, FLAT, DICOM_JSON = "nested", "flat", "dicom-json"
 #: A line output is flushed to disk every this many bytes.
 SYNC_BYTES = 64 << 20
-
-
-class OutputError(Exception):
-    """The output cannot be written as asked (a usage error of the command line)."""
+SIDECAR = ".deid-fast.json"
+_PART_NAME = re.compile(r"part-\d{8}-\d{5}\.parquet\Z")
 
 
 def format_of(path, explicit=None):
@@ -62,41 +69,207 @@ def format_of(path, explicit=None):
 def jsonl_line(record):
     """The JSONL line (bytes, with its newline) of a Record: path, entity, item, skipped,
     reason, fields."""
-    head = dumps({"path": record.path, "entity": record.entity, "item": record.item,
+    head = dumps({"path": path_text(record.path), "entity": record.entity, "item": record.item,
                   "skipped": record.skipped, "reason": record.reason})
     return head[:-1] + b',"fields":' + dumps(record.fields) + b"}\n"
 
 
-def check_folder(path):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise OutputError(f"the folder of {path!r} does not exist")
+def fingerprint(version, fmt, options):
+    """What made an output, for the sidecar: the tool's version, the format and every option
+    that changes its rows (`options`, JSON-able), with a digest of them all."""
+    made_by = {"tool": "deid-fast", "version": version, "format": fmt, "options": options}
+    made_by["fingerprint"] = hashlib.sha256(
+        json.dumps(made_by, sort_keys=True).encode()).hexdigest()
+    return made_by
 
 
-def remove_temporary(folder):
-    """Remove what a killed run left under temporary names in `folder`."""
-    for name in os.listdir(folder):
-        if name.endswith(".tmp"):
-            os.unlink(os.path.join(folder, name))
+def _differences(old, new):
+    keys = ("version", "format")
+    changed = [f"{key} {old.get(key)!r} -> {new[key]!r}" for key in keys if old.get(key) != new[key]]
+    before = old.get("options") or {}
+    changed += [f"{name} {before.get(name)!r} -> {value!r}"
+                for name, value in new["options"].items() if before.get(name) != value]
+    return "; ".join(changed) or "the sidecar's digest does not match"
 
 
-def replace_output(path, produce):
-    """`produce(name)` creates the output (a file or a folder) under a temporary name next to
-    `path`, which then takes `path`'s place; an earlier output there is removed after."""
-    folder, base = os.path.split(os.path.abspath(path))
-    temporary = tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".new")
-    os.rmdir(temporary)              # a unique name: `produce` creates what it needs there
-    produce(temporary)
-    if os.path.isdir(path) and not os.path.islink(path):
-        old = tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".old")
-        os.rmdir(old)
-        os.replace(path, old)
-        os.replace(temporary, path)
-        shutil.rmtree(old)
-    else:
-        if os.path.isdir(temporary) and os.path.lexists(path):
-            os.unlink(path)
-        os.replace(temporary, path)
+# --- the output file or dataset ------------------------------------------------------------------
+
+
+class Output:
+    """The output `path` of a run and what surrounds it: its folder (opened once; every name
+    is created in it without following links), the lock, and for the resumable formats the
+    partial name and the sidecar. Checked when made, before any file is read: the folder exists
+    and is writable (the lock is created in it), OUT is not a folder (a Parquet dataset of
+    deid-fast excepted), no other run writes it, and an interrupted run's `.partial` is only
+    continued with `resume` (with the same options) or discarded with `overwrite`."""
+
+    def __init__(self, path, made_by=None, resume=False, overwrite=False, dataset=False):
+        self.path = path
+        self.base = os.path.basename(os.path.abspath(path))
+        self.folder = outfiles.output_folder(path)
+        self.partial = self.base + ".partial"
+        self.sidecar = self.base + SIDECAR
+        self.made_by = made_by
+        self.resuming = False
+        try:
+            self._check_target(dataset)
+            self.lock = Lock(self.folder, self.base)
+        except BaseException:
+            self.folder.close()
+            raise
+        try:
+            if made_by is not None:
+                self._check_resumable(resume, overwrite)
+        except BaseException:
+            self.release()
+            raise
+
+    def _check_target(self, dataset):
+        info = self.folder.lstat(self.base)
+        if info is not None and stat.S_ISDIR(info.st_mode) and not (
+                dataset and self.is_dataset(self.base)):
+            raise OutputError(f"{self.path} is a folder: name a file (or a Parquet dataset of "
+                              "deid-fast) as the output")
+
+    def is_dataset(self, name):
+        """Whether the folder `name` is a Parquet dataset deid-fast wrote."""
+        try:
+            inner = self.folder.subfolder(name)
+        except OutputError:
+            return False
+        try:
+            names = inner.names()
+        finally:
+            inner.close()
+        return "_common_metadata" in names and all(
+            name == "_common_metadata" or _PART_NAME.match(name) or
+            (name.startswith(".") and name.endswith(".tmp")) for name in names)
+
+    def _check_resumable(self, resume, overwrite):
+        partial, finished = self.folder.lstat(self.partial), self.folder.lstat(self.base)
+        if not resume:
+            if partial is not None and not overwrite:
+                raise OutputError(f"{self.folder.join(self.partial)} holds an interrupted run: "
+                                  "continue it with --resume, or discard it with --overwrite")
+            if partial is not None:
+                self.folder.remove_tree(self.partial)
+            return
+        if partial is None and finished is None:
+            return                                   # nothing to continue: a new run
+        for name, info in ((self.partial, partial), (self.base, finished)):
+            if info is not None and stat.S_ISLNK(info.st_mode):
+                raise OutputError(f"{self.folder.join(name)} is a symbolic link: not resumed "
+                                  "through it; nothing was changed")
+        made_by = outfiles.read_sidecar(self.folder, self.sidecar)
+        if made_by is None:
+            raise OutputError(f"{self.path} has no sidecar {self.sidecar}: it was not written by "
+                              "deid-fast (or by a version before sidecars); nothing was changed")
+        if made_by.get("fingerprint") != self.made_by["fingerprint"]:
+            raise OutputError(f"{self.path} was made with other options ("
+                              f"{_differences(made_by, self.made_by)}): --resume continues only "
+                              "the same run; nothing was changed")
+        if partial is None:
+            self.folder.rename(self.base, self.partial)  # a finished run: continue it
+        self.resuming = True
+
+    def write_sidecar(self):
+        """Record what makes the output (after its partial name exists, so that a crash in
+        between leaves the older sidecar, which then refuses a resume with new options)."""
+        self.folder.write_file(self.sidecar, json.dumps(self.made_by, indent=1).encode())
+
+    def open_partial(self):
+        """The `.partial` file for writing at its end (for `resume`, after its torn last line,
+        if any, is dropped), and the paths it holds already (a `DonePaths`)."""
+        if self.made_by is None:    # not resumable: a new temporary name, removed on failure
+            descriptor, self.partial = self.folder.create_temporary(f".{self.base}.")
+            return os.fdopen(descriptor, "wb", buffering=0), DonePaths()
+        if self.resuming:
+            descriptor = self.folder.open_own(self.partial)
+            handle = os.fdopen(descriptor, "rb+", buffering=0)
+            done = _done_lines(handle, self.folder.join(self.partial))
+            handle.seek(0, os.SEEK_END)
+            return handle, done
+        descriptor = self.folder.create(self.partial)
+        self.write_sidecar()
+        return os.fdopen(descriptor, "wb", buffering=0), DonePaths()
+
+    def abandon(self):
+        """A run that failed: a resumable `.partial` stays, a temporary one goes."""
+        if self.made_by is None:
+            self.folder.remove(self.partial)
+
+    def partial_folder(self):
+        """The `.partial` folder of a dataset: the one to continue, or a new one."""
+        if self.resuming:
+            return self.folder.subfolder(self.partial)
+        folder = self.folder.make_folder(self.partial)
+        self.write_sidecar()
+        return folder
+
+    def finish(self):
+        """The `.partial` file or folder takes OUT's name (an earlier OUT is removed; a folder
+        cannot be renamed over, nor onto a file)."""
+        info = self.folder.lstat(self.base)
+        if info is not None and (stat.S_ISDIR(info.st_mode) or
+                                 stat.S_ISDIR(self.folder.lstat(self.partial).st_mode)):
+            self._move_aside()
+        self.folder.rename(self.partial, self.base)
+        self.folder.sync()
+
+    def _move_aside(self):
+        old = f".{self.base}.{os.getpid()}.old"
+        self.folder.rename(self.base, old)
+        self.folder.remove_tree(old)
+
+    def write_whole(self, produce):
+        """Write the output in one go: `produce(handle)` writes it into a new temporary file
+        (binary), which then takes OUT's name."""
+        descriptor, temporary = self.folder.create_temporary(f".{self.base}.")
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                produce(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            info = self.folder.lstat(self.base)
+            if info is not None and stat.S_ISDIR(info.st_mode):
+                self._move_aside()
+            self.folder.rename(temporary, self.base)
+            self.folder.sync()
+        except BaseException:
+            self.folder.remove(temporary)
+            raise
+
+    def release(self):
+        self.lock.release()
+        self.folder.close()
+
+
+def _done_lines(handle, name):
+    """The paths of the complete lines of a partial JSONL output (a `DonePaths`), after
+    checking every line; a last line cut short by a killed run is then dropped. A damaged line
+    is an OutputError naming it, and nothing is changed."""
+    done = DonePaths()
+    handle.seek(0)
+    reader = io.BufferedReader(handle, 1 << 20)
+    complete, number = 0, 0
+    for number, line in enumerate(reader, 1):
+        if not line.endswith(b"\n"):
+            break                       # cut short: dropped below
+        try:
+            path = loads(line)["path"]
+            if not isinstance(path, str):
+                raise ValueError("it has no path")
+        except (ValueError, KeyError, TypeError) as exc:
+            done.close()
+            raise DamagedOutput(f"{name}, line {number:,}: not a line deid-fast wrote ({exc}); "
+                              "nothing was changed: fix or remove the line, or start again "
+                              "with --overwrite") from None
+        done.add(path)
+        complete += len(line)
+    reader.detach()
+    if handle.seek(0, os.SEEK_END) != complete:
+        handle.truncate(complete)
+    return done
 
 
 # --- in a worker: a chunk's lines ----------------------------------------------------------------
@@ -104,24 +277,29 @@ def replace_output(path, produce):
 
 class LineJob:
     """What a worker needs to write a chunk's lines: the reading job, the shape of a line, the
-    folder for spill files (None: never spill), and whether to list the field keys (CSV)."""
+    spill folder's `(path, (device, inode))` (None: keep the lines in memory), and whether to
+    list the field keys (CSV)."""
 
-    __slots__ = ("job", "shape", "spill_folder", "keys")
+    __slots__ = ("job", "shape", "spill", "keys")
 
-    def __init__(self, job, shape, spill_folder=None, keys=False):
-        self.job, self.shape, self.spill_folder, self.keys = job, shape, spill_folder, keys
+    def __init__(self, job, shape, spill=None, keys=False):
+        self.job, self.shape, self.spill, self.keys = job, shape, spill, keys
 
 
 class _ChunkText:
-    """A chunk's text: written to a new spill file in `spill_folder` (the parent then copies it
-    in the kernel: cheaper than the pipe for the parent, which would otherwise be the
-    bottleneck of a run), or held in memory when there is no spill folder."""
+    """A chunk's text: written to a new file in the spill folder (the parent then copies it in
+    the kernel: cheaper than the pipe for the parent, which would otherwise be the bottleneck
+    of a run, and a chunk of large headers is never held whole), or held in memory when there
+    is no spill folder."""
 
-    def __init__(self, spill_folder):
-        self.pieces, self.spill, self.handle = [], None, None
-        if spill_folder is not None:
-            descriptor, self.spill = tempfile.mkstemp(dir=spill_folder, prefix="chunk-",
-                                                      suffix=".tmp")
+    def __init__(self, spill):
+        self.pieces, self.name, self.handle = [], None, None
+        if spill is not None:
+            folder = outfiles.reopen(*spill)
+            try:
+                descriptor, self.name = folder.create_temporary("chunk-", mode=0o600)
+            finally:
+                folder.close()
             self.handle = os.fdopen(descriptor, "wb", buffering=1 << 20)
 
     def write(self, data):
@@ -133,8 +311,12 @@ class _ChunkText:
     def result(self):
         if self.handle is not None:
             self.handle.close()
-            return b"", self.spill
+            return b"", self.name
         return b"".join(self.pieces), None
+
+    def discard(self):
+        if self.handle is not None:
+            self.handle.close()
 
 
 def write_lines(line_job, items, offset=0, context=None):
@@ -143,76 +325,135 @@ def write_lines(line_job, items, offset=0, context=None):
     offset)` tuples (kind "no-entity" or "no-item", offset None, for files written without a
     group); the lines (bytes), or the name of the spill file holding them; the field keys in
     first-seen order when `line_job.keys`, else None."""
-    text = _ChunkText(line_job.spill_folder)
+    text = _ChunkText(line_job.spill)
     skipped, keys, rows = [], {} if line_job.keys else None, 0
-    if line_job.shape == DICOM_JSON:
-        for outcome in bulk.read_dicom_json(line_job.job, items):
-            if isinstance(outcome, InvalidDicomError):
-                skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
-            else:
-                text.write(outcome + b"\n")
-                rows += 1
-        return rows, skipped, (*text.result(), None)
-    line_of = flat_line if line_job.shape == FLAT else jsonl_line
-    for record, skip in bulk.read_for_output(line_job.job, items):
-        if skip is not None:
-            skipped.append(skip)
-        if keys is not None and record.fields:
-            keys.update(dict.fromkeys(record.fields))
-        text.write(line_of(record))
-        rows += 1
-    return rows, skipped, (*text.result(), None if keys is None else list(keys))
+    try:
+        if line_job.shape == DICOM_JSON:
+            for outcome in bulk.read_dicom_json(line_job.job, items):
+                if isinstance(outcome, InvalidDicomError):
+                    skipped.append((outcome.path, outcome.kind, outcome.reason, outcome.offset))
+                else:
+                    text.write(outcome)
+                    text.write(b"\n")
+                    rows += 1
+            return rows, skipped, (*text.result(), None)
+        line_of = flat_line if line_job.shape == FLAT else jsonl_line
+        for record, skip in bulk.read_for_output(line_job.job, items):
+            if skip is not None:
+                skipped.append(skip)
+            if keys is not None and record.fields:
+                keys.update(dict.fromkeys(record.fields))
+            text.write(line_of(record))
+            rows += 1
+        return rows, skipped, (*text.result(), None if keys is None else list(keys))
+    except BaseException:
+        text.discard()
+        raise
 
 
 # --- in the parent: copying the chunks -------------------------------------------------------
 
 
-class _Target:
-    """Where lines go: standard output, or a file written as `path + ".partial"` and renamed
-    to `path` when finished (on resume, the partial file, or the finished one, is continued,
-    dropping a last line cut short by a killed run)."""
+class Spill:
+    """The private folder of a run's chunk files: next to the output (on its filesystem, so
+    that copying them stays in the kernel), or a new temporary folder for standard output."""
 
-    def __init__(self, path, resume=False, stream=None):
-        self.path, self.stream = path, stream
-        self.unsynced = 0
-        if stream is not None:
-            self.handle = stream
-            self.partial = None
-            return
-        check_folder(path)
-        self.partial = path + ".partial"
-        if resume and not os.path.exists(self.partial) and os.path.exists(path):
-            os.replace(path, self.partial)      # a finished run: continue it with new files
-        if resume and os.path.exists(self.partial):
-            _drop_torn_line(self.partial)
-            self.handle = open(self.partial, "ab")
+    def __init__(self, output=None):
+        self.own_parent = output is None
+        if output is not None:
+            self.parent = output.folder
+            self.folder = output.folder.make_temporary_folder(f".{output.base}.", ".chunks")
         else:
-            self.handle = open(self.partial, "wb")
+            path = tempfile.mkdtemp(prefix="deid-fast-chunks-")
+            self.parent = Folder(os.path.dirname(path))
+            self.folder = self.parent.subfolder(os.path.basename(path))
+        self.where = (self.folder.path, self.folder.key)      # what the workers get
+
+    def append(self, name, target):
+        """Append the chunk file `name` to `target` (an open binary file), then remove it.
+        Returns its size."""
+        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=self.folder.descriptor)
+        with open(descriptor, "rb") as handle:
+            size = append_file(handle, target)
+        self.folder.remove(name)
+        return size
+
+    def remove(self):
+        if self.folder.descriptor is None:
+            return
+        name = os.path.basename(self.folder.path)
+        self.folder.close()
+        self.parent.remove_tree(name)
+        if self.own_parent:
+            self.parent.close()
+
+
+def append_file(handle, target):
+    """Append the open file `handle` to the open binary file `target`: in the kernel
+    (copy_file_range) where it can, else through a buffer. Returns its size."""
+    target.flush()
+    size = total = os.fstat(handle.fileno()).st_size
+    try:
+        while size > 0:
+            copied = os.copy_file_range(handle.fileno(), target.fileno(), size)
+            if copied == 0:
+                break
+            size -= copied
+    except (AttributeError, OSError) as exc:      # not Linux, or not between these two files
+        if isinstance(exc, OSError) and exc.errno not in _NO_COPY_RANGE:
+            raise
+        handle.seek(total - size)
+        while True:
+            block = handle.read(1 << 20)
+            if not block:
+                break
+            target.write(block)
+    return total
+
+
+_NO_COPY_RANGE = {getattr(__import__("errno"), name) for name in (
+    "EXDEV", "EINVAL", "ENOSYS", "EOPNOTSUPP", "EBADF", "ETXTBSY") if hasattr(
+    __import__("errno"), name)}
+
+
+class _Target:
+    """Where lines go: standard output, or the output's `.partial` file, flushed to disk as
+    the run goes and renamed to OUT when finished."""
+
+    def __init__(self, output=None, stream=None):
+        self.output, self.unsynced = output, 0
+        if output is None:
+            self.handle, self.done = stream, DonePaths()
+            self.syncer = None
+            return
+        self.handle, self.done = output.open_partial()
         self.syncer = _Syncer(self.handle.fileno())
 
-    def copy(self, text, spill):
-        if spill is None:
+    def copy(self, text, spill, name):
+        if name is None:
             self.handle.write(text)
             self.unsynced += len(text)
         else:
-            self.unsynced += append_file(spill, self.handle)
-        if self.partial is not None and self.unsynced >= SYNC_BYTES:
+            self.unsynced += spill.append(name, self.handle)
+        if self.syncer is not None and self.unsynced >= SYNC_BYTES:
             self.handle.flush()
             self.syncer.request()
             self.unsynced = 0
 
     def close(self):
         self.handle.flush()
-        if self.partial is not None:
+        if self.output is not None:
             self.syncer.stop()
             os.fsync(self.handle.fileno())
             self.handle.close()
-            os.replace(self.partial, self.path)
+            self.output.finish()
 
     def abandon(self):
-        if self.partial is not None:
+        if self.output is not None:
             self.syncer.stop()
             self.handle.close()
+            self.output.abandon()
 
 
 class _Syncer:
@@ -247,68 +488,13 @@ class _Syncer:
         self.thread.join()
 
 
-def append_file(source, target):
-    """Append the file `source` to the open binary file `target`, then remove `source`: in
-    the kernel (copy_file_range) where it can, else through a buffer. Returns its size."""
-    target.flush()
-    with open(source, "rb") as handle:
-        size = total = os.fstat(handle.fileno()).st_size
-        try:
-            while size > 0:
-                copied = os.copy_file_range(handle.fileno(), target.fileno(), size)
-                if copied == 0:
-                    break
-                size -= copied
-        except (AttributeError, OSError):        # not Linux, or not between these two files
-            handle.seek(total - size)
-            shutil.copyfileobj(handle, target, 1 << 20)
-    os.unlink(source)
-    return total
-
-
-def _drop_torn_line(path):
-    with open(path, "rb+") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        keep = size
-        while keep > 0:
-            step = min(65536, keep)
-            handle.seek(keep - step)
-            block = handle.read(step)
-            newline = block.rfind(b"\n")
-            if newline >= 0:
-                keep = keep - step + newline + 1
-                break
-            keep -= step
-        if keep != size:
-            handle.truncate(keep)
-
-
-def _jsonl_paths(path):
-    done = DonePaths()
-    with open(path, "rb") as handle:
-        for line in handle:
-            if line.endswith(b"\n"):
-                done.add(loads(line)["path"])
-    return done
-
-
-def spill_folder(path):
-    """A new private folder next to the output `path` for the workers' chunk files (on the
-    output's filesystem, so that copying them stays in the kernel); None for standard output
-    (the chunks' lines then come back through the pipe)."""
-    if path is None:
-        return None
-    folder, base = os.path.split(os.path.abspath(path))
-    return tempfile.mkdtemp(dir=folder, prefix=f".{base}.", suffix=".chunks")
-
-
 class ChunkWriter:
     """What the writers of chunks share (the protocol `cli` drives): `work(job, items, offset,
     context)` is what a worker does with a chunk, `chunks(items)` cuts the files into
     `(items, context)`, `take(items, context, results)` puts a chunk's results into the output
     in input order (results as `bulk.run_chunks` gives them: a file lost with its worker has
     its InvalidDicomError), then `finish(workers)` or `abandon()`. Every result is `(rows,
-    skipped, payload)`."""
+    skipped, payload)`. `done_paths()` is what an output being resumed holds already."""
 
     work = staticmethod(write_lines)
     written = 0
@@ -334,113 +520,143 @@ class ChunkWriter:
         line_of = flat_line if self.job.shape == FLAT else jsonl_line
         return 1, skipped, (line_of(skipped_record(error)), None, [])
 
-    def _remove_spill(self):
-        if self.job.spill_folder is not None:
-            shutil.rmtree(self.job.spill_folder, ignore_errors=True)
+    def for_cluster(self):
+        """This writer's job for a Dask cluster, whose workers cannot see the spill folder:
+        they send their lines back."""
+        self.job = LineJob(self.job.job, self.job.shape, None, self.job.keys)
 
 
 class LineWriter(ChunkWriter):
-    """JSONL (nested or flat) and DICOM JSON: the chunks' lines copied in input order."""
+    """JSONL (nested or flat) and DICOM JSON: the chunks' lines copied in input order, to
+    `output` (an `Output`) or to `stream`."""
 
-    def __init__(self, path, job, shape, resume=False, stream=None):
-        self.target = _Target(path, resume, stream)
-        self.job = LineJob(job, shape, spill_folder(None if stream is not None else path))
+    def __init__(self, job, shape, output=None, stream=None):
+        self.output = output
+        self.target = _Target(output, stream)
+        try:
+            self.spill = Spill(output)
+        except BaseException:
+            self.target.abandon()
+            raise
+        self.job = LineJob(job, shape, self.spill.where)
 
     def done_paths(self):
-        return DonePaths() if self.target.partial is None else _jsonl_paths(self.target.partial)
+        return self.target.done
 
     def put(self, payload):
-        text, spill, _keys = payload
-        self.target.copy(text, spill)
+        text, spill_name, _keys = payload
+        self.target.copy(text, self.spill, spill_name)
 
     def finish(self, workers=None):
+        self.spill.remove()
         self.target.close()
-        self._remove_spill()
 
     def abandon(self):
+        self.spill.remove()
         self.target.abandon()
-        self._remove_spill()
 
 
 class CsvWriter(ChunkWriter):
     """The chunks' nested JSONL lines are spooled (the columns are known only at the end), then
     written as CSV: one row per file, a column per field key in first-seen order."""
 
-    def __init__(self, path, job, stream=None):
-        self.path, self.stream = path, stream
-        if stream is None:
-            check_folder(path)
-        folder = spill_folder(path) if stream is None else tempfile.mkdtemp(
-            prefix="deid-fast-csv-")
-        self.job = LineJob(job, NESTED, folder, keys=True)
-        self.spool_name = os.path.join(self.job.spill_folder, "spool.jsonl")
-        self.spool = open(self.spool_name, "xb")
+    def __init__(self, job, output=None, stream=None, raw=False):
+        self.output, self.stream, self.raw = output, stream, raw
+        self.spill = Spill(output)
+        self.job = LineJob(job, NESTED, self.spill.where, keys=True)
+        descriptor, self.spool_name = self.spill.folder.create_temporary(
+            "spool-", ".jsonl", mode=0o600, readable=True)
+        self.spool = os.fdopen(descriptor, "w+b")
         self.keys = {}   # every field key of the run, in first-seen order
 
+    def done_paths(self):
+        return DonePaths()
+
     def put(self, payload):
-        text, spill, keys = payload
+        text, spill_name, keys = payload
         if keys:
             self.keys.update(dict.fromkeys(keys))
-        if spill is None:
+        if spill_name is None:
             self.spool.write(text)
         else:
-            append_file(spill, self.spool)
+            self.spill.append(spill_name, self.spool)
 
     def finish(self, workers=None):
-        self.spool.close()
         header = list(RECORD_COLUMNS) + list(self.keys)
+        self.spool.flush()
         if self.stream is not None:
             self._write(self.stream, header)
             self.stream.flush()
         else:
-            def produce(temporary):
-                with open(temporary, "w", encoding="utf-8", newline="") as target:
-                    self._write(target, header)
-            replace_output(self.path, produce)
-        self._remove_spill()
+            def produce(handle):
+                text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
+                self._write(text, header)
+                text.flush()
+                text.detach()      # the handle stays open for write_whole's fsync
+            self.output.write_whole(produce)
+        self.abandon()
 
     def _write(self, target, header):
         writer = csv.writer(target)
         writer.writerow(header)
         position = {key: number for number, key in enumerate(header)}
-        with open(self.spool_name, "rb") as spool:
-            for line in spool:
-                row = loads(line)
-                cells = [""] * len(header)      # rows are sparse: fill only what a file has
-                for number, column in enumerate(RECORD_COLUMNS):
-                    cells[number] = csv_cell(row[column])
-                for key, value in (row["fields"] or {}).items():
-                    cells[position[key]] = csv_cell(value)
-                writer.writerow(cells)
+        self.spool.seek(0)
+        for line in self.spool:
+            row = loads(line)
+            cells = [""] * len(header)      # rows are sparse: fill only what a file has
+            for number, column in enumerate(RECORD_COLUMNS):
+                cells[number] = csv_cell(row[column], self.raw)
+            for key, value in (row["fields"] or {}).items():
+                cells[position[key]] = csv_cell(value, self.raw)
+            writer.writerow(cells)
 
     def abandon(self):
         self.spool.close()
-        self._remove_spill()
+        self.spill.remove()
 
 
-def csv_cell(value):
+#: The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
+#: injection"), and the quote that neutralises them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value, raw=False):
     """A CSV cell of a value as read back from JSON (bytes are base64 text already):
-    multi-values joined with `\\`, sequences JSON."""
+    multi-values joined with `\\`, sequences JSON. Unless `raw`, text that begins with = + - @
+    tab or carriage return gets a leading `'`, and text that begins with `'` gets one more, so
+    that a spreadsheet shows it as text and the rule can be undone (drop one leading `'`);
+    numbers, and multi-values of numbers, are not text and stay as they are."""
     if value is None:
         return ""
     if isinstance(value, list):
         if any(isinstance(item, dict) for item in value):
-            return dumps_text(value)
-        return "\\".join(csv_cell(item) for item in value)
+            return _safe(dumps_text(value), raw)
+        if all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value):
+            return "\\".join(str(item) for item in value)
+        return _safe("\\".join(csv_cell(item, True) for item in value), raw)
     if isinstance(value, dict):
-        return dumps_text(value)
-    return str(value)
+        return _safe(dumps_text(value), raw)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return _safe(str(value), raw)
+
+
+def _safe(text, raw):
+    if raw or not text or not (text.startswith(_FORMULA_START) or text[0] == "'"):
+        return text
+    return "'" + text
 
 
 class JsonWriter:
     """The nested dict of `get_identifiers`, grouped as it groups (deid_fast.dicom.group)."""
 
-    def __init__(self, path, group, stream=None):
-        self.path, self.stream, self.group = path, stream, group
+    def __init__(self, group, output=None, stream=None):
+        self.output, self.stream, self.group = output, stream, group
         self.records = []
-        if stream is None:
-            check_folder(path)
         self.written = 0
+
+    def done_paths(self):
+        return DonePaths()
 
     def write(self, record):
         if record.skipped is None:
@@ -450,16 +666,15 @@ class JsonWriter:
         lookup = self.group(self.records)
         self.written = sum(len(items) for items in lookup.values())
         text = json.dumps(lookup, ensure_ascii=False, indent=1, default=base64_text) + "\n"
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:       # a lone surrogate in a value: escaped, still JSON
+            data = (json.dumps(lookup, indent=1, default=base64_text) + "\n").encode("ascii")
         if self.stream is not None:
-            self.stream.write(text)
+            self.stream.write(data)
             self.stream.flush()
             return
-
-        def produce(temporary):
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        replace_output(self.path, produce)
+        self.output.write_whole(lambda handle: handle.write(data))
 
     def abandon(self):
         pass
-

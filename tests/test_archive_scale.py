@@ -158,6 +158,7 @@ def test_resume_with_more_done_files_than_fit_in_memory(tree, tmp_path, monkeypa
     lines = full.read_bytes().splitlines(keepends=True)
     partial = tmp_path / "ids.jsonl.partial"
     partial.write_bytes(b"".join(lines[:100]) + lines[100][:20])    # killed mid-line
+    shutil.copy(tmp_path / "full.jsonl.deid-fast.json", tmp_path / "ids.jsonl.deid-fast.json")
     spilled = []
     spill = resume.DonePaths._spill
 
@@ -173,4 +174,5 @@ def test_resume_with_more_done_files_than_fit_in_memory(tree, tmp_path, monkeypa
 def test_no_chunk_file_is_left_next_to_the_output(tree, tmp_path, fmt):
     out = tmp_path / f"ids.{fmt}"
     get(tree / "g0", "-o", out, "--format", fmt, "--workers", "2")
-    assert os.listdir(tmp_path) == [out.name]
+    sidecar = [out.name + ".deid-fast.json"] if fmt in ("jsonl", "parquet") else []
+    assert sorted(os.listdir(tmp_path)) == sorted([out.name] + sidecar)

@@ -76,7 +76,9 @@ def test_to_bag_holds_the_records_of_iter_identifiers(client, mixed):
 def local_table(files, tmp_path, *options):
     """The Parquet table `deid-fast get` writes for `files` (a dataset folder, read whole)."""
     out = tmp_path / "local.parquet"
-    subprocess.run([str(SCRIPT), "get", *map(str, files), "-o", str(out), *options],
+    listing = tmp_path / "files.txt"       # a list: its missing file is a row, as in the API
+    listing.write_text("".join(f"{path}\n" for path in files))
+    subprocess.run([str(SCRIPT), "get", f"@{listing}", "-o", str(out), "--overwrite", *options],
                    capture_output=True, timeout=600, check=True)
     return pq.read_table(out)
 

@@ -194,12 +194,15 @@ def test_done_paths_spill_to_disk_past_the_bound():
     done = DonePaths(in_memory=100)
     paths = [f"/data/{number:05d}.dcm" for number in range(1000)] + [os.fsdecode(b"/x/\xff")]
     done.add_many(paths)
-    done.add_many(paths[:10])                  # a duplicate counts once
+    done.add_many(paths[:10])                  # written twice: taken twice
     assert done.database is not None and not done.paths
-    assert len(done) == len(paths)
+    assert len(done) == len(paths) + 10
     assert all(path in done for path in paths)
     assert "/data/01000.dcm" not in done and "/data/00001.dcm " not in done
+    assert done.take(paths[0]) and done.take(paths[0]) and not done.take(paths[0])
+    assert done.take(paths[-1]) and not done.take(paths[-1]) and paths[-1] not in done
     done.close()
     small = DonePaths()
     small.add("a")
     assert "a" in small and "b" not in small and small.database is None
+    assert small.take("a") and not small.take("a") and "a" not in small

@@ -18,9 +18,8 @@ cimport cython
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcmp, memcpy
 from libc.errno cimport errno
-from posix.fcntl cimport open as c_open, O_RDONLY
 from posix.unistd cimport read as c_read, close as c_close
-from posix.stat cimport struct_stat, fstat, S_ISDIR, S_ISREG
+from posix.stat cimport struct_stat, fstat, stat as c_stat, S_ISDIR, S_ISREG
 
 import os
 import zlib
@@ -30,6 +29,7 @@ from pydicom.values import converters as _converters
 
 from deid_fast._dictionary cimport vr_of
 from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import not_a_file as _not_a_file
 
 cdef extern from "Python.h":
     bytes PyUnicode_EncodeFSDefault(object unicode)
@@ -144,10 +144,26 @@ cdef class ByteSource:
         return (<char*> self.buf)[start:end]
 
 
+cdef extern from "fcntl.h" nogil:
+    int c_open "open"(const char *path, int flags)
+    enum: O_RDONLY
+    enum: O_NONBLOCK
+    enum: O_NOCTTY
+    enum: O_CLOEXEC
+
+
+cdef int _check_regular(path, unsigned int mode) except -1:
+    if S_ISDIR(mode):
+        raise InvalidDicomError(path, "unreadable", "is a directory, not a file")
+    if not S_ISREG(mode):
+        raise InvalidDicomError(path, "unreadable", _not_a_file(mode))
+    return 0
+
+
 cdef class FileSource(ByteSource):
     """The bytes of a file, read in chunks on demand, never beyond what was asked plus a chunk."""
     cdef int fd
-    cdef Py_ssize_t file_size   # -1 when the file is not a regular file
+    cdef Py_ssize_t file_size
 
     def __cinit__(self):
         self.fd = -1
@@ -157,34 +173,38 @@ cdef class FileSource(ByteSource):
             c_close(self.fd)
 
     cdef int open(self, path) except -1:
+        """Look before opening: only a regular file is opened (a named pipe would block, a
+        device could act on being opened), without blocking or taking a terminal, and the
+        open file is checked again (it may have been replaced in between)."""
         cdef bytes encoded = (PyUnicode_EncodeFSDefault(path) if type(path) is str
                               else os.fsencode(path))
         cdef struct_stat st
         self.path = path
-        self.fd = c_open(encoded, O_RDONLY)
+        if c_stat(encoded, &st) != 0:
+            err = errno
+            raise InvalidDicomError(path, "unreadable", f"cannot open: {os.strerror(err)}")
+        _check_regular(path, st.st_mode)
+        self.fd = c_open(encoded, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         if self.fd < 0:
             err = errno
             raise InvalidDicomError(path, "unreadable", f"cannot open: {os.strerror(err)}")
         if fstat(self.fd, &st) != 0:
             err = errno
             raise InvalidDicomError(path, "unreadable", f"cannot stat: {os.strerror(err)}")
-        if S_ISDIR(st.st_mode):
-            raise InvalidDicomError(path, "unreadable", "is a directory, not a file")
-        self.file_size = st.st_size if S_ISREG(st.st_mode) else -1
+        _check_regular(path, st.st_mode)
+        self.file_size = st.st_size
         return 0
 
     cdef int _more(self, Py_ssize_t end) except -1:
         cdef Py_ssize_t want, got
-        if self.file_size >= 0 and end > self.file_size:
+        if end > self.file_size:
             end = self.file_size  # never allocate for bytes the file does not have
         if end > self.limit:
             raise InvalidDicomError(self.path, "too-large",
                                     f"the header runs past {self.limit} bytes (max_header_bytes)",
                                     self.limit)
         want = max(end - self.size, MIN_READ if self.size else FIRST_READ)
-        want = min(want, self.limit - self.size)
-        if self.file_size >= 0:
-            want = min(want, self.file_size - self.size)
+        want = min(want, self.limit - self.size, self.file_size - self.size)
         while self.size < end and not self.exhausted:
             self._reserve(self.size + want)
             with nogil:
@@ -196,11 +216,10 @@ cdef class FileSource(ByteSource):
             if got == 0:
                 self.exhausted = True
             self.size += got
-            want = min(max(end - self.size, MIN_READ), self.limit - self.size)
-            if self.file_size >= 0:
-                want = min(want, self.file_size - self.size)
-                if want <= 0:
-                    self.exhausted = True
+            want = min(max(end - self.size, MIN_READ), self.limit - self.size,
+                       self.file_size - self.size)
+            if want <= 0:
+                self.exhausted = True
         return 0
 
 

@@ -1,0 +1,271 @@
+"""Reading one source into a Record: knows one file (or Dataset) and the options of a read.
+
+The card's pipeline for one file: the scanner finds the header and its element table, the
+native decoder and flattener build the fields from it (or, with engine="pydicom" and for what
+the native path hands over, pydicom decodes the header's bytes), and the entity and item
+texts are looked up (SPEC R3). The public API (`deid_fast.dicom`), the bulk runner and Dask
+all read through here.
+"""
+import logging
+import re
+from typing import NamedTuple, Optional
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+
+from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
+                                read_native)
+from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
+from deid_fast._values import is_empty, to_builtin
+from deid_fast.config import check_id_keyword, load_config
+from deid_fast.decode import (count_fallback, decoded, read_file_meta, read_header,
+                              undecodable)
+from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import path_text
+
+logger = logging.getLogger("deid_fast")
+
+DEFAULT_MAX_DEPTH = 128
+ENGINES = ("native", "pydicom")
+_ERRORS = ("warn", "raise")
+_EMPTY = Dataset()
+
+def _options(skip, expand_sequences, include_private, include_file_meta, delimiter, select=None):
+    return Options(expand_sequences=expand_sequences, skip=skip, include_private=include_private,
+                   include_file_meta=include_file_meta, delimiter=delimiter, select=select)
+
+
+_PRIVATE_NAME = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)\Z")
+
+
+def _selection(fields, ids=()):
+    """The `fields=` selection: top-level names (keywords, or private tags as pydicom prints
+    them) plus the entity and item keywords, and the last tag the scanner must walk to.
+    None, None when every field is wanted."""
+    if fields is None:
+        return None, None
+    if isinstance(fields, str):
+        fields = [fields]
+    tags = {name: tag_for_keyword(name) for name in ids}
+    for name in fields:
+        if not isinstance(name, str):
+            raise TypeError(f"fields must hold keywords as str, not {type(name).__name__}")
+        private = _PRIVATE_NAME.match(name)
+        tag = tag_for_keyword(name) if private is None else int(private[1] + private[2], 16)
+        if tag is None:
+            raise ValueError(f"field {name!r} is neither a keyword of pydicom's dictionary nor a "
+                             "private tag written as '(gggg,eeee)'")
+        tags[name] = tag
+    return frozenset(tags), max(tags.values(), default=0)
+
+
+def _skip_list(settings, skip_fields):
+    if skip_fields is None:
+        skip_fields = []
+    elif isinstance(skip_fields, str):
+        skip_fields = [skip_fields]
+    return list(settings["skip"]) + list(skip_fields)
+
+
+class Limits:
+    """The resource bounds of the scanner (SPEC section 3; the README's decisions on bad input)."""
+
+    __slots__ = ("max_depth", "max_header_bytes", "max_elements")
+
+    def __init__(self, max_depth, max_header_bytes, max_elements):
+        for name, value in (("max_depth", max_depth), ("max_header_bytes", max_header_bytes),
+                            ("max_elements", max_elements)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        self.max_depth = max_depth
+        self.max_header_bytes = max_header_bytes
+        self.max_elements = max_elements
+
+    def scan(self, path, force, stop_after=0xFFFFFFFF):
+        return scan(path, force, self.max_depth, stop_after, self.max_header_bytes,
+                    self.max_elements)
+
+
+def _id_text(value):
+    """R3: the entity or item text of an R6 value; None when empty."""
+    if is_empty(value):
+        return None
+    if isinstance(value, list):
+        return "\\".join(str(item) for item in value)
+    return str(value)
+
+
+def _lookup(dataset, file_meta, keyword):
+    """R3: the R6 value of `keyword` from the top level, else the file meta (skip list or not)."""
+    for where in (dataset, file_meta):
+        if where is not None and keyword in where:
+            value = to_builtin(where[keyword].value)
+            if not is_empty(value):
+                return value
+    return None
+
+
+def _read_dataset(dataset, file_meta, header, name, options, ids):
+    """The pydicom engine's fields, and the texts of the `ids` keywords."""
+    def compute():
+        fields = flatten(dataset, file_meta, options)
+        return fields, [_id_text(_lookup(dataset, file_meta, keyword)) for keyword in ids]
+    return decoded(name, compute, header)
+
+
+class Job:
+    """The settings of one call, checked once: field options, scanner bounds, engine, ids."""
+
+    __slots__ = ("options", "force", "limits", "engine", "ids", "id_tags", "stop_after")
+
+    def __init__(self, options, force, limits, engine, ids=(), stop_after=None):
+        check_engine(engine)
+        self.options = options
+        self.force = force
+        self.limits = limits
+        self.engine = engine
+        self.ids = ids
+        self.id_tags = tuple(tag_for_keyword(keyword) for keyword in ids) + (0, 0)[len(ids):]
+        self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
+
+
+def _ids_from_file_meta(header, name, job, texts):
+    """R3: ids absent from the top level are looked up in the file meta."""
+    file_meta = decoded(name, lambda: read_file_meta(header), header)
+    return [text if text is not None else
+            decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
+            for keyword, text in zip(job.ids, texts)]
+
+
+def read_fields(source, name, job):
+    """The fields of one path or Dataset (the header only), and the R3 texts of the job's id
+    keywords; raises InvalidDicomError. The native engine hands what it does not handle to
+    pydicom, counted in `deid_fast.decode.fallbacks`. Running out of memory on one file makes
+    it a bad file of kind "too-large", not the end of the caller's run."""
+    try:
+        return _read(source, name, job)
+    except MemoryError:
+        raise InvalidDicomError(name, "too-large", "ran out of memory reading its header") from None
+
+
+def _read(source, name, job):
+    if isinstance(source, Dataset):
+        return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
+                             job.ids)
+    limits = job.limits
+    if job.engine == "native":
+        try:
+            header, fields, entity, item = read_native(
+                name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
+                limits.max_elements, job.options, job.id_tags[0], job.id_tags[1])
+        except NativeUnsupported as exc:
+            count_fallback(name, str(exc))
+        except (InvalidDicomError, MemoryError):
+            raise                               # MemoryError: see read_fields
+        except UndecodableElement as exc:
+            raise undecodable(name, exc, exc.header) from exc
+        except Exception as exc:
+            raise undecodable(name, exc) from exc
+        else:
+            if job.options.include_file_meta and header.has_file_meta:   # R2: file meta first
+                file_meta = decoded(name, lambda: read_file_meta(header), header)
+                fields = {**decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header),
+                          **fields}
+            if not job.ids:
+                return fields, []
+            texts = [_id_text(entity), _id_text(item)]
+            if None in texts and header.has_file_meta:
+                texts = _ids_from_file_meta(header, name, job, texts)
+            return fields, texts
+    header = limits.scan(name, job.force, job.stop_after)
+    dataset, file_meta = decoded(name, lambda: read_header(header), header)
+    return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
+
+
+def check_engine(engine):
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+
+
+def fields_job(skip_fields, expand_sequences, include_private, include_file_meta, delimiter,
+               max_depth, engine, fields, max_header_bytes, max_elements, force):
+    """The checked Job of `get_fields`' options."""
+    select, stop_after = _selection(fields)
+    return Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
+                        include_private, include_file_meta, delimiter, select),
+               force, Limits(max_depth, max_header_bytes, max_elements), engine, (), stop_after)
+
+
+class Record(NamedTuple):
+    """One file's result: its `fields` grouped under `entity` and `item` (SPEC R3), or why it
+    was skipped. `skipped` is None for a file read and grouped, an `InvalidDicomError` kind for a
+    file that is not DICOM, or "no-entity"/"no-item" for a file that has no value to group by
+    (its fields are kept); `reason` says why in words."""
+
+    path: str
+    entity: Optional[str]
+    item: Optional[str]
+    fields: Optional[dict]
+    skipped: Optional[str] = None
+    reason: Optional[str] = None
+
+
+def skipped_record(error):
+    """The Record of a file that raised `error`, an InvalidDicomError."""
+    where = "" if error.offset is None else f" (at byte {error.offset})"
+    return Record(error.path, None, None, None, error.kind, error.reason + where)
+
+
+#: The `skipped` values of a file read whole but without a value to group it by.
+UNGROUPED = ("no-entity", "no-item")
+
+
+def log_skip(record):
+    """A WARNING naming a file left out and why (its path written as `path_text` writes it, so
+    that no file name can forge a log line)."""
+    logger.warning("Skipping %s: %s [%s]", path_text(record.path), record.reason, record.skipped)
+
+
+def log_ungrouped(record):
+    """An INFO line for a file read but without its entity or item (the bulk runner counts
+    them and logs one WARNING for the run)."""
+    logger.info("No group for %s: %s [%s]", path_text(record.path), record.reason,
+                record.skipped)
+
+
+def identifiers_job(force=True, config=None, entity_id=None, item_id=None, expand_sequences=True,
+                    skip_fields=None, include_private=False, include_file_meta=False,
+                    delimiter="_", max_depth=DEFAULT_MAX_DEPTH, engine="native", fields=None,
+                    max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
+    """The checked `Job` of `get_identifiers`' options (every check happens before any file
+    is read)."""
+    settings = load_config(config)
+    entity_id = check_id_keyword(entity_id or settings["ids"]["entity"], "entity_id")
+    item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
+    select, stop_after = _selection(fields, (entity_id, item_id))
+    return Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
+                        include_file_meta, delimiter, select), force,
+               Limits(max_depth, max_header_bytes, max_elements), engine, (entity_id, item_id),
+               stop_after)
+
+
+def check_errors(errors):
+    if errors not in _ERRORS:
+        raise ValueError(f"errors must be one of {_ERRORS}, not {errors!r}")
+
+
+def read_record(source, name, job, flush):
+    """The Record of one file or Dataset (R3); raises InvalidDicomError for a bad one."""
+    try:
+        fields, (entity, item) = read_fields(source, name, job)
+    finally:
+        flush(name)
+    if entity is None:
+        return Record(name, entity, item, fields, "no-entity",
+                      f"it has no {job.ids[0]} value to group by")
+    if item is None:
+        return Record(name, entity, item, fields, "no-item",
+                      f"it has no {job.ids[1]} value to group by")
+    return Record(name, entity, item, fields)
+
+
