@@ -516,10 +516,42 @@ def section_dask(args, lines, cores):
     lines.append("")
 
 
-SECTIONS = {"formats": section_formats, "scaling": section_scaling, "scale": section_scale, "table": section_table,
-            "readback": section_readback, "nested": section_nested,
-            "huge": section_huge_sequence,
-            "encoders": section_encoders, "dask": section_dask}
+def section_inflight(args, lines, cores):
+    """The hardening issue's probe: sixteen files with a 100 MB OB value each (sparse files),
+    every core's workers; peak memory of all processes per format and target."""
+    import tempfile
+    sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
+    import rawdicom
+    folder = Path(tempfile.mkdtemp(prefix="deid-fast-inflight-"))
+    try:
+        for number in range(16):
+            head = (rawdicom.element(0x00080018, "UI", f"1.2.3.{number}") +
+                    rawdicom.element(0x00100020, "LO", "big") +
+                    rawdicom.header(0x00420011, "OB", 100 << 20))
+            data = rawdicom.dicom_file(head, sop_instance=f"1.2.3.{number}")
+            with open(folder / f"{number:02d}.dcm", "wb") as handle:
+                handle.write(data)
+                handle.truncate(len(data) + (100 << 20))
+        lines += ["## Large values in flight", "",
+                  f"16 files with a 100 MB OB value each, {cores} workers; the goal: under "
+                  "1.5 GB of all processes", "",
+                  "| format | seconds | peak memory (all processes) | parent |",
+                  "|---|---:|---:|---:|"]
+        for fmt in ("jsonl", "parquet", "csv"):
+            run = cli_run([folder], OUT_DIR / f"inflight.{fmt}", fmt, cores)
+            lines.append(f"| {fmt} | {run['seconds']:.1f} | {mb(run['peak'])} | "
+                         f"{mb(run['parent'])} |")
+            print(lines[-1], flush=True)
+            clear(OUT_DIR / f"inflight.{fmt}")
+        lines.append("")
+    finally:
+        shutil.rmtree(folder)
+
+
+SECTIONS = {"formats": section_formats, "scaling": section_scaling, "scale": section_scale,
+            "table": section_table, "readback": section_readback, "nested": section_nested,
+            "huge": section_huge_sequence, "encoders": section_encoders, "dask": section_dask,
+            "inflight": section_inflight}
 
 
 def main(argv=None) -> int:

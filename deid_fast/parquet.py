@@ -246,11 +246,10 @@ class DatasetWriter(ChunkWriter):
             return read(handle, **options)
 
     def done_paths(self):
-        from deid_fast.inputs import path_from_text
+        """The paths in the complete parts, as written (`deid_fast.inputs.path_text`)."""
         done = DonePaths()
         for name in part_names(self.folder):
-            done.add_many(path_from_text(path) for path in self._read(
-                name, pq.read_table, columns=["path"]).column(0).to_pylist())
+            done.add_many(self._read(name, pq.read_table, columns=["path"]).column(0).to_pylist())
         return done
 
     def chunks(self, items, cluster=None):

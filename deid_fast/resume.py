@@ -1,6 +1,6 @@
-"""The paths an interrupted run already wrote, for `--resume`: a multiset in memory up to a
-bound, then an SQLite table in a temporary file, so that resuming a run of millions of files
-does not hold them all in memory. A path counts as often as it was written, so that a path
+"""The paths an interrupted run already wrote (as the output holds them: `path_text`), for
+`--resume`: a multiset in memory up to a bound, then an SQLite table in a temporary file, so
+that resuming a run of millions of files does not hold them all in memory. A path counts as often as it was written, so that a path
 given twice is read twice, in a resumed run as in a whole one."""
 import os
 import sqlite3
