@@ -450,7 +450,7 @@ def section_encoders(args, lines, cores):
     import orjson  # noqa: F401 - what jsontext uses
 
     from deid_fast import jsontext, table, writers
-    from deid_fast.dicom import Record
+    from deid_fast.reader import Record
     files = corpus.build_mixed()
     nested = [Record(path, "e", "i", deid_fast.get_fields(path)) for path in files]
     unexpanded = [Record(path, "e", "i", deid_fast.get_fields(path, expand_sequences=False))

@@ -109,7 +109,7 @@ def api_runs(paths, expected, runs, rng):
     return outcomes, actions
 
 
-def cli_runs(folder, paths, expected, runs, rng, work):
+def cli_runs(folder, paths, runs, rng, work):
     """`deid-fast get` (jsonl or parquet) whose parent is killed, stopped or interrupted at a
     random moment, then resumed until it finishes; the output must hold every file once."""
     import pyarrow.parquet as pq
@@ -153,6 +153,7 @@ def cli_runs(folder, paths, expected, runs, rng, work):
             outcomes["wrong"] += 1
             print(f"cli run {number} ({fmt}, {name}): {len(got)} rows of {len(paths)}", flush=True)
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        Path(str(out) + ".deid-fast.json").unlink(missing_ok=True)    # the sidecar stays: ok
         for leftover in work.iterdir():
             if leftover.name.startswith((f"out{number}.", f".out{number}.")):
                 print(f"cli run {number}: left {leftover.name}", flush=True)
@@ -164,7 +165,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--cli-runs", type=int, default=200)
-    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--files", type=int, default=600,
+                        help="files of the API runs' tree (the command line's has 5 times more)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -177,11 +179,14 @@ def main():
         api, actions = api_runs(paths, expected, args.runs, rng)
         api_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        cli, signals = cli_runs(folder, paths, expected, args.cli_runs, rng, work)
+        big = work / "big"
+        big_paths = build_tree(big, args.files * 5)
+        cli, signals = cli_runs(big, big_paths, args.cli_runs, rng, work)
         cli_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n## Fault injection (seed {args.seed}, {args.files} files)\n")
+    print(f"\n## Fault injection (seed {args.seed}; {args.files:,} files for the API runs, "
+          f"{args.files * 5:,} for the command line's)\n")
     print(f"- `iter_identifiers(workers=2)`, {api['runs']:,} runs ({api_seconds:.0f} s): "
           f"workers stopped and continued {actions['stop']:,} times, killed "
           f"{actions['kill']:,} times; hangs {api['hangs']}, wrong results {api['wrong']}, "

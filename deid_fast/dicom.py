@@ -11,10 +11,9 @@ from deid_fast import inputs
 from deid_fast.decode import pydicom_defaults, pydicom_messages_to_debug
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
-from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS,  # noqa: F401 (re-exported)
-                              DEFAULT_MAX_HEADER_BYTES, ENGINES, Limits, Record, check_errors,
-                              fields_job, identifiers_job, log_skip, read_fields, read_record,
-                              skipped_record)
+from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
+                              Limits, check_errors, fields_job, identifiers_job, log_skip,
+                              read_fields, read_record, skipped_record)
 
 logger = logging.getLogger("deid_fast")
 

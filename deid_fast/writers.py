@@ -118,11 +118,26 @@ class Output:
             self.folder.close()
             raise
         try:
+            self._remove_leftovers()
+        except BaseException:
+            self.release()
+            raise
+        try:
             if made_by is not None:
                 self._check_resumable(resume, overwrite)
         except BaseException:
             self.release()
             raise
+
+    def _remove_leftovers(self):
+        """Remove what an earlier run on this output left when it was killed (SIGKILL gives no
+        chance to clean up): its chunk folder, temporary files, an old output moved aside. The
+        lock says no run is using them; only names of the run's own patterns are touched."""
+        pattern = re.compile(re.escape(f".{self.base}.") +
+                             r"(?:[0-9a-f]{12}\.(?:chunks|tmp)|\d+\.old)\Z")
+        for name in self.folder.names():
+            if pattern.match(name):
+                self.folder.remove_tree(name)
 
     def _check_target(self, dataset):
         info = self.folder.lstat(self.base)

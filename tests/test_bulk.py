@@ -23,7 +23,7 @@ from generate import generate_all  # noqa: E402
 import deid_fast  # noqa: E402
 from deid_fast import bulk, get_fields, get_identifiers, pool  # noqa: E402
 from deid_fast.bulk import iter_identifiers  # noqa: E402
-from deid_fast.dicom import Record  # noqa: E402
+from deid_fast.reader import Record  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_outcomes_cross_processes_whatever_pickling_is_installed(mixed):
     """Importing distributed installs tblib's pickling of exception chains; a bad file's
     chain once held its scanned header, which cannot be pickled, and the worker died."""
     import distributed  # noqa: F401
-    from deid_fast.dicom import identifiers_job
+    from deid_fast.reader import identifiers_job
     outcomes = bulk.read_identifiers(identifiers_job(), mixed)
     back = pickle.loads(pickle.dumps(outcomes))
     errors = [(o.path, o.kind, o.reason, o.offset) for o in outcomes

@@ -18,7 +18,7 @@ from generate import generate_all  # noqa: E402
 
 import deid_fast  # noqa: E402
 from deid_fast import jsontext, table  # noqa: E402
-from deid_fast.dicom import Record  # noqa: E402
+from deid_fast.reader import Record  # noqa: E402
 from deid_fast.resume import DonePaths  # noqa: E402
 
 # The README's rule, written here independently of deid_fast.table.
