@@ -13,6 +13,8 @@ On each corpus of ``benchmarks/corpus.py`` it times:
   foundation's pipeline (pydicom parses the header bytes);
 - ``deid_fast fields=5`` (cookies only): ``deid_fast.get_identifiers(files, fields=FIELDS_5)``,
   five identifying keywords (plus entity and item);
+- ``deid_fast get_fields per file``: ``deid_fast.get_fields(path)`` called once per file, the
+  way a notebook or a per-file pipeline calls it (the per-call cost of the API);
 - ``pydicom (reference)``: ``reference_identifiers(files)`` from ``tests/reference.py``, plain
   ``pydicom.dcmread(stop_before_pixels=True)`` plus a Python loop applying the same rules;
 - ``pydicom dcmread only``: the ``dcmread`` of the reference alone, without the loop;
@@ -71,7 +73,8 @@ FIELDS_5 = ["PatientName", "PatientBirthDate", "StudyDate", "InstitutionName",
             "ReferringPhysicianName"]
 
 #: Tools timed on one corpus kind only (kind: "cookies", "mixed", "longseq").
-ONLY_ON = {"deid_fast fields=5": {"cookies"}}
+ONLY_ON = {"deid_fast fields=5": {"cookies"},
+           "deid_fast get_fields per file": {"cookies", "mixed"}}
 
 
 def runs_on(tool: str, kind: str) -> bool:
@@ -189,6 +192,10 @@ def make_tools() -> dict:
     def run_deid_fast_fields(paths):
         return deid_fast.get_identifiers(paths, fields=FIELDS_5)
 
+    def run_deid_fast_per_file(paths):
+        get_fields = deid_fast.get_fields
+        return [get_fields(path) for path in paths]
+
     def check_deid_fast(paths):
         # Before timing: deid_fast must accept the files, or a fast skip would be timed.
         return deid_fast.get_identifiers(paths, errors="raise")
@@ -209,6 +216,7 @@ def make_tools() -> dict:
         "deid_fast": run_deid_fast,
         "deid_fast (pydicom engine)": run_deid_fast_pydicom,
         "deid_fast fields=5": run_deid_fast_fields,
+        "deid_fast get_fields per file": run_deid_fast_per_file,
         "pydicom (reference)": run_reference,
         "pydicom dcmread only": run_dcmread,
     }

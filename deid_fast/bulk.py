@@ -16,13 +16,14 @@ import signal
 from pydicom.dataset import Dataset
 
 from deid_fast import inputs, pool
-from deid_fast.decode import decoded, pydicom_defaults, pydicom_messages_to_debug, read_header
+from deid_fast.decode import decoded, read_header
 from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import name_of
 from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
                               UNGROUPED, Limits, Record, check_errors, identifiers_job,
                               log_skip, log_ungrouped, read_record, skipped_record)
+from deid_fast.session import PydicomSession
 
 logger = logging.getLogger("deid_fast")
 
@@ -73,7 +74,8 @@ def portable(error):
 def read_each(job, items):
     """In a worker: a Record, or the InvalidDicomError, per item, one at a time (a chunk's
     fields are never all held at once by the writers that use this)."""
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+    with PydicomSession() as session:
+        flush = session.flush
         for item in items:
             if isinstance(item, InvalidDicomError):     # found unreadable by the walk
                 yield item
@@ -107,7 +109,8 @@ def read_identifiers(job, items, offset=0, context=None):
 def read_dicom_json(job, items, offset=0, context=None):
     """The DICOM JSON text, or the InvalidDicomError, per item."""
     outcomes = []
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+    with PydicomSession() as session:
+        flush = session.flush
         for item in items:
             if isinstance(item, InvalidDicomError):     # found unreadable by the walk
                 outcomes.append(item)
@@ -117,7 +120,7 @@ def read_dicom_json(job, items, offset=0, context=None):
                 if isinstance(source, Dataset):
                     dataset, file_meta, header = source, getattr(source, "file_meta", None), None
                 else:
-                    header = job.limits.scan(name, job.force, job.stop_after)
+                    header = job.limits.scan(name, job.force, job.stop_after, checked=True)
                     dataset, file_meta = decoded(name, lambda: read_header(header), header)
                 meta, kept = decoded(name, lambda: reported(dataset, file_meta, job.options),
                                      header)
@@ -146,7 +149,7 @@ def check(job, items, offset=0, context=None):
             outcomes.append(None)
             continue
         try:
-            job.limits.scan(name, job.force)
+            job.limits.scan(name, job.force, checked=True)
         except InvalidDicomError as exc:
             outcomes.append(portable(exc))
         else:

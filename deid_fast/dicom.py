@@ -8,7 +8,7 @@ import logging
 import os
 
 from deid_fast import inputs
-from deid_fast.decode import pydicom_defaults, pydicom_messages_to_debug
+from deid_fast.session import PydicomSession
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
 from deid_fast.reader import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES,
@@ -48,7 +48,7 @@ def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAU
     valid = 0
     for path in paths:
         try:
-            limits.scan(path, force)
+            limits.scan(path, force, checked=True)
         except InvalidDicomError as exc:
             logger.info("Not DICOM, left out: %s: %s [%s]", path_text(exc.path), exc.reason,
                         exc.kind)
@@ -72,12 +72,12 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     `InvalidDicomError`."""
     job = fields_job(skip_fields, expand_sequences, include_private, include_file_meta,
                      delimiter, max_depth, engine, fields, max_header_bytes, max_elements, force)
-    name = inputs.display_name(source, 0)
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
+    name = source if type(source) is str else inputs.display_name(source, 0)
+    with PydicomSession() as session:
         try:
             return read_fields(source, name, job)[0]
         finally:
-            flush(name)
+            session.flush(name)
 
 
 # --- many files -------------------------------------------------------------------------------
@@ -151,5 +151,5 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
         from deid_fast import bulk  # the process pool is only loaded when asked for
         return group(bulk.records(bulk.files(dicom_files), job, errors, workers, warn_each=True),
                      job)
-    with pydicom_defaults(), pydicom_messages_to_debug() as flush:
-        return group(serial_records(dicom_files, job, errors, flush), job)
+    with PydicomSession() as session:
+        return group(serial_records(dicom_files, job, errors, session.flush), job)

@@ -81,9 +81,9 @@ class Limits:
         self.max_header_bytes = max_header_bytes
         self.max_elements = max_elements
 
-    def scan(self, path, force, stop_after=0xFFFFFFFF):
+    def scan(self, path, force, stop_after=0xFFFFFFFF, checked=False):
         return scan(path, force, self.max_depth, stop_after, self.max_header_bytes,
-                    self.max_elements)
+                    self.max_elements, checked)
 
 
 def _id_text(value):
@@ -137,18 +137,20 @@ def _ids_from_file_meta(header, name, job, texts):
             for keyword, text in zip(job.ids, texts)]
 
 
-def read_fields(source, name, job):
+def read_fields(source, name, job, checked=False):
     """The fields of one path or Dataset (the header only), and the R3 texts of the job's id
     keywords; raises InvalidDicomError. The native engine hands what it does not handle to
     pydicom, counted in `deid_fast.decode.fallbacks`. Running out of memory on one file makes
-    it a bad file of kind "too-large", not the end of the caller's run."""
+    it a bad file of kind "too-large", not the end of the caller's run. `checked`: the path
+    comes from `deid_fast.inputs`, which looked at its type already (the scanner then only
+    checks the open file)."""
     try:
-        return _read(source, name, job)
+        return _read(source, name, job, checked)
     except MemoryError:
         raise InvalidDicomError(name, "too-large", "ran out of memory reading its header") from None
 
 
-def _read(source, name, job):
+def _read(source, name, job, checked):
     if isinstance(source, Dataset):
         return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
                              job.ids)
@@ -157,7 +159,7 @@ def _read(source, name, job):
         try:
             header, fields, entity, item = read_native(
                 name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
-                limits.max_elements, job.options, job.id_tags[0], job.id_tags[1])
+                limits.max_elements, job.options, job.id_tags[0], job.id_tags[1], checked)
         except NativeUnsupported as exc:
             count_fallback(name, str(exc))
         except (InvalidDicomError, MemoryError):
@@ -177,7 +179,7 @@ def _read(source, name, job):
             if None in texts and header.has_file_meta:
                 texts = _ids_from_file_meta(header, name, job, texts)
             return fields, texts
-    header = limits.scan(name, job.force, job.stop_after)
+    header = limits.scan(name, job.force, job.stop_after, checked)
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
     return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
 
@@ -187,9 +189,31 @@ def check_engine(engine):
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
 
 
-def fields_job(skip_fields, expand_sequences, include_private, include_file_meta, delimiter,
-               max_depth, engine, fields, max_header_bytes, max_elements, force):
-    """The checked Job of `get_fields`' options."""
+#: The checked jobs of `get_fields`, by their options: a caller reading file after file with
+#: the same options pays for checking them once (bounded: cleared when full).
+_FIELDS_JOBS = {}
+_FIELDS_JOBS_BOUND = 64
+
+
+def fields_job(*settings):
+    """The checked Job of `get_fields`' options (`skip_fields, expand_sequences,
+    include_private, include_file_meta, delimiter, max_depth, engine, fields,
+    max_header_bytes, max_elements, force`), made once per distinct set."""
+    key = tuple(tuple(value) if type(value) is list else value for value in settings)
+    cacheable = all(value is None or type(value) in (bool, int, str) or (
+        type(value) is tuple and all(type(item) is str for item in value)) for value in key)
+    job = _FIELDS_JOBS.get(key) if cacheable else None
+    if job is None:
+        job = _fields_job(*settings)
+        if cacheable:
+            if len(_FIELDS_JOBS) >= _FIELDS_JOBS_BOUND:
+                _FIELDS_JOBS.clear()
+            _FIELDS_JOBS[key] = job
+    return job
+
+
+def _fields_job(skip_fields, expand_sequences, include_private, include_file_meta, delimiter,
+                max_depth, engine, fields, max_header_bytes, max_elements, force):
     select, stop_after = _selection(fields)
     return Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
                         include_private, include_file_meta, delimiter, select),
@@ -255,9 +279,10 @@ def check_errors(errors):
 
 
 def read_record(source, name, job, flush):
-    """The Record of one file or Dataset (R3); raises InvalidDicomError for a bad one."""
+    """The Record of one file or Dataset (R3), an item of `deid_fast.inputs.items`; raises
+    InvalidDicomError for a bad one."""
     try:
-        fields, (entity, item) = read_fields(source, name, job)
+        fields, (entity, item) = read_fields(source, name, job, checked=True)
     finally:
         flush(name)
     if entity is None:

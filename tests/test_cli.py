@@ -404,10 +404,10 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tree, tmp_path):
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory):
-    """About 24,000 files (hard links of the shipped ones), enough for a run to be killed."""
+    """About 12,000 files (hard links of the shipped ones), enough for a run to be killed."""
     root = tmp_path_factory.mktemp("many")
     files = [path for path in shipped_files() if os.path.getsize(path) < 2_000_000]
-    for copy in range(24_000 // len(files) + 1):
+    for copy in range(12_000 // len(files) + 1):
         folder = root / f"{copy:03d}"
         folder.mkdir()
         for number, path in enumerate(files):

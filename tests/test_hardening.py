@@ -133,7 +133,7 @@ def test_a_folder_that_cannot_be_listed_is_reported(small, tmp_path):
                  f"try:\n deid_fast.get_identifiers([\"{locked}\"], errors=\"raise\")\n"
                  f"except deid_fast.InvalidDicomError as e: print(e.kind); sys.exit(0)\n"
                  f"sys.exit(1)'")
-        done = run_without_bypass(probe)
+        done = run_without_bypass(f"cd {tmp_path} && {probe}")   # not the source tree's package
         assert done.returncode == 0 and done.stdout.strip() == b"unreadable", done.stderr
     finally:
         locked.chmod(0o755)
@@ -430,7 +430,8 @@ def test_a_memory_error_makes_one_record(tmp_path):
             assert bad.path.endswith("big.dcm") and "memory" in bad.reason, bad
         print("ok")
     """)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120,
+                          cwd=tmp_path)             # not the source tree's package
     assert done.stdout.strip() == b"ok", done.stderr.decode()[-2000:]
 
 

@@ -88,11 +88,28 @@ def header_length(path):
     return header.dataset_offset + (0 if header.deflated else len(header.dataset))
 
 
+def cut_points(path, end):
+    """Every offset before `end`, except deep inside a long value: there only the first and
+    last 4 bytes and the middle (any other cut inside a value is the same case for a reader, a
+    value that runs past the end; `test_a_cut_inside_a_header_value_is_rejected` cuts every
+    value). Every cut in the file meta, an element's tag, VR or length, an item or a delimiter
+    is kept."""
+    header = scan(path)
+    if header.deflated:
+        return range(end)        # its offsets are in the inflated stream
+    inside = set()
+    for kind, _depth, _tag, _vr, offset, length in header.table():
+        if kind == "element" and length > 16:
+            inside.update(range(offset + 4, offset + length - 3))
+            inside.discard(offset + length // 2)
+    return [cut for cut in range(end) if cut not in inside]
+
+
 @pytest.mark.parametrize("name", SMALL)
 def test_truncation_at_every_offset_of_a_small_header(tmp_path, name):
     data = open(BY_NAME[name], "rb").read()
     end = min(header_length(BY_NAME[name]) + 16, len(data))
-    for cut in range(0, end):
+    for cut in cut_points(BY_NAME[name], end):
         check_mutant(str(tmp_path / name), data[:cut], f"{name} cut at {cut}")
 
 

@@ -34,6 +34,7 @@ from pydicom.values import TEXT_VR_DELIMS
 from pydicom.tag import BaseTag
 
 from deid_fast._values cimport to_builtin
+from deid_fast.session import use_pydicom
 
 
 cdef inline unsigned short vr_code(str vr):
@@ -92,6 +93,7 @@ cdef list ENCODINGS = [["iso8859"], ["latin_1"], ["UTF8"]]   # pydicom's names, 
 cpdef list encodings_for(int charset, object value):
     """pydicom's Python encodings for a character set (as `read_dataset` derives them)."""
     if charset == CHARSET_OTHER:
+        use_pydicom()
         return convert_encodings(value)
     return ENCODINGS[charset]
 
@@ -105,6 +107,7 @@ cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list 
     """Text in the file's character set; sets `delegate` where pydicom would have to replace.
     Escape sequences (ESC) are pydicom's to interpret, in any character set."""
     if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
+        use_pydicom()
         return decode_bytes(PyBytes_FromStringAndSize(<const char*> p, n), encodings,
                             TEXT_VR_DELIMS)
     if charset != CHARSET_UTF8:
@@ -368,6 +371,7 @@ cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t 
         value = decode_value(p, n, vr, little, charset, encodings, &delegate)
         if not delegate:
             return value
+    use_pydicom()
     raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
                          PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)
     return to_builtin(convert_raw_data_element(raw, encoding=encodings).value)

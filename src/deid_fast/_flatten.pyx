@@ -393,10 +393,11 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
 
 def read_native(path, bint force, int max_depth, unsigned int stop_after,
                 Py_ssize_t max_header_bytes, Py_ssize_t max_elements, Options options,
-                unsigned int entity_tag, unsigned int item_tag):
+                unsigned int entity_tag, unsigned int item_tag, bint checked=False):
     """Scan and flatten one file natively, in one compiled call: (header, fields, entity value,
-    item value). An UndecodableElement carries the header, for its offset."""
-    header = scan(path, force, max_depth, stop_after, max_header_bytes, max_elements)
+    item value). An UndecodableElement carries the header, for its offset. `checked`: see
+    `scan`."""
+    header = scan(path, force, max_depth, stop_after, max_header_bytes, max_elements, checked)
     try:
         return (header,) + flatten_header(header, options, {}, entity_tag, item_tag)
     except UndecodableElement as exc:

@@ -172,18 +172,21 @@ cdef class FileSource(ByteSource):
         if self.fd >= 0:
             c_close(self.fd)
 
-    cdef int open(self, path) except -1:
+    cdef int open(self, path, bint checked=False) except -1:
         """Look before opening: only a regular file is opened (a named pipe would block, a
         device could act on being opened), without blocking or taking a terminal, and the
-        open file is checked again (it may have been replaced in between)."""
+        open file is checked again (it may have been replaced in between). `checked`: the
+        caller has looked already (`deid_fast.inputs` took the type from the directory entry
+        or a stat), so only the open file is checked."""
         cdef bytes encoded = (PyUnicode_EncodeFSDefault(path) if type(path) is str
                               else os.fsencode(path))
         cdef struct_stat st
         self.path = path
-        if c_stat(encoded, &st) != 0:
-            err = errno
-            raise InvalidDicomError(path, "unreadable", f"cannot open: {os.strerror(err)}")
-        _check_regular(path, st.st_mode)
+        if not checked:
+            if c_stat(encoded, &st) != 0:
+                err = errno
+                raise InvalidDicomError(path, "unreadable", f"cannot open: {os.strerror(err)}")
+            _check_regular(path, st.st_mode)
         self.fd = c_open(encoded, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         if self.fd < 0:
             err = errno
@@ -804,11 +807,13 @@ cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bi
 
 def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFFFFFFF,
          Py_ssize_t max_header_bytes=DEFAULT_MAX_HEADER_BYTES,
-         Py_ssize_t max_elements=DEFAULT_MAX_ELEMENTS):
+         Py_ssize_t max_elements=DEFAULT_MAX_ELEMENTS, bint checked=False):
     """Scan the file at `path`; return a `Header`, or raise `InvalidDicomError`. With
     `stop_after`, the walk (and so the header) ends before the first top-level tag past it.
     The bounds: sequences nest at most `max_depth` levels, the header (inflated, when deflated)
-    is at most `max_header_bytes` long and holds at most `max_elements` elements and items."""
+    is at most `max_header_bytes` long and holds at most `max_elements` elements and items.
+    `checked`: the caller took the path's type from a directory entry or a stat already (see
+    `FileSource.open`)."""
     cdef FileSource src = FileSource()
     cdef Walker walker = Walker()
     cdef Header header = Header()
@@ -816,7 +821,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     cdef bint meta_implicit, implicit = True, little = True
     cdef ByteSource data
 
-    src.open(path)
+    src.open(path, checked)
     header.path = path
     src.limit = max_header_bytes
     walker.init(src, path, max_depth, max_elements, 0, False)
