@@ -79,6 +79,16 @@ def _whole_number(minimum):
 _positive, _non_negative = _whole_number(1), _whole_number(0)
 
 
+def _positive_seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def _common(parser):
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="DICOM files, folders (walked recursively, in sorted order), globs "
@@ -162,6 +172,8 @@ def parser():
                      help="run on the Dask scheduler at ADDRESS (tcp://host:8786); its workers "
                           "read the files, so PATH must be on a filesystem they share "
                           "(needs deid-fast[dask])")
+    get.add_argument("--scheduler-timeout", type=_positive_seconds, default=20, metavar="S",
+                     help="seconds to wait for the Dask scheduler to answer (default 20)")
     get.add_argument("--errors", choices=("warn", "raise"), default="warn",
                      help="warn (default): skip bad files; raise: stop at the first (exit 1)")
 
@@ -407,7 +419,7 @@ def _get(args):
         job = identifiers_job(**options)
         check_errors(args.errors)
         sources, again = input_sources(args.paths, args.null)
-        cluster = _cluster(args.scheduler) if args.scheduler else None
+        cluster = _cluster(args.scheduler, args.scheduler_timeout) if args.scheduler else None
         output = _output(fmt, args, options)
         writer = _writer(fmt, args, job, output, lambda records: group(records, job))
     except writers.DamagedOutput:
@@ -519,7 +531,7 @@ def _write_chunks(writer, items, options, cluster, args, summary, progress, ungr
             progress.update(len(chunk))
 
 
-def _cluster(address):
+def _cluster(address, timeout):
     """deid_fast.dask, with a client of the Dask scheduler at `address` as `.client`."""
     try:
         from distributed import Client
@@ -528,7 +540,7 @@ def _cluster(address):
     except ImportError as exc:
         raise UsageError(f"--scheduler needs Dask: pip install 'deid-fast[dask]' ({exc})") from exc
     try:
-        cluster.client = Client(address, timeout=20)
+        cluster.client = Client(address, timeout=timeout)
     except OSError as exc:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     return cluster
