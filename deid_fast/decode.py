@@ -3,7 +3,8 @@
 pydicom gets only the header: the file meta bytes, the command set bytes and the data set up to
 (not including) the first top-level pixel data element, inflated when the file is deflated. It
 reads them with its default settings whatever the caller set in `pydicom.config` (SPEC R6), and
-its warnings about odd values are logged at DEBUG instead of reaching the user (R9).
+its warnings about odd values are logged at DEBUG instead of reaching the user (R9): see
+`deid_fast.session`, which `decoded` arms.
 """
 import collections
 import io
@@ -19,8 +20,7 @@ from pydicom.filereader import (
 
 from deid_fast._flatten import NativeUnsupported, UndecodableElement
 from deid_fast.errors import InvalidDicomError
-from deid_fast.session import (PydicomSession, pydicom_defaults,  # noqa: F401 (re-exported)
-                               pydicom_messages_to_debug, use_pydicom)
+from deid_fast.session import use_pydicom
 
 logger = logging.getLogger("deid_fast")
 

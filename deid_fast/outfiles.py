@@ -162,19 +162,33 @@ class Folder:
         """Flush the folder's entries (a rename made durable)."""
         os.fsync(self.descriptor)
 
-    def write_file(self, name, data):
-        """Write `data` (bytes) as the file `name`, atomically: a temporary name, fsync,
-        rename."""
-        descriptor, temporary = self.create_temporary(f".{name}.")
+    def write_temporary(self, prefix, produce):
+        """A new file under a new temporary name, written by `produce(handle)` (a binary
+        file) and flushed to disk; returns its name (removed again if writing fails)."""
+        descriptor, temporary = self.create_temporary(prefix)
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+                produce(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            self.remove(temporary)
+            raise
+        return temporary
+
+    def write_atomically(self, name, produce):
+        """The file `name` written by `produce(handle)`: under a temporary name, flushed,
+        then renamed, so that `name` is never seen half-written."""
+        temporary = self.write_temporary(f".{name}.", produce)
+        try:
             self.rename(temporary, name)
         except BaseException:
             self.remove(temporary)
             raise
+
+    def write_file(self, name, data):
+        """The file `name` holding `data` (bytes), written atomically."""
+        self.write_atomically(name, lambda handle: handle.write(data))
 
 
 def reopen(path, key):

@@ -102,16 +102,7 @@ class PartJob:
 def write_table(data, folder, name):
     """Write `data` (an Arrow table) in `folder` (an open `Folder`) under a new temporary name
     (created exclusively, never through a link), flushed to disk; returns that name."""
-    descriptor, temporary = folder.create_temporary(f".{name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            pq.write_table(data, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        folder.remove(temporary)
-        raise
-    return temporary
+    return folder.write_temporary(f".{name}.", lambda handle: pq.write_table(data, handle))
 
 
 def write_parts(part_job, items, offset, context):
@@ -167,19 +158,12 @@ def conform_parts(conform_job, names, offset=0, context=None):
                 part = pq.ParquetFile(source)
                 if part.schema_arrow.equals(target):
                     continue
-                descriptor, temporary = folder.create_temporary(f".{name}.")
-                try:
-                    with os.fdopen(descriptor, "wb") as handle:
-                        with pq.ParquetWriter(handle, target) as writer:
-                            for group in range(part.num_row_groups):
-                                writer.write_table(conformed(part.read_row_group(group),
-                                                             target))
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    folder.rename(temporary, name)
-                except BaseException:
-                    folder.remove(temporary)
-                    raise
+
+                def rewrite(handle, part=part):
+                    with pq.ParquetWriter(handle, target) as writer:
+                        for group in range(part.num_row_groups):
+                            writer.write_table(conformed(part.read_row_group(group), target))
+                folder.write_atomically(name, rewrite)
             rewritten += 1
     finally:
         folder.close()

@@ -239,12 +239,8 @@ class Output:
     def write_whole(self, produce):
         """Write the output in one go: `produce(handle)` writes it into a new temporary file
         (binary), which then takes OUT's name."""
-        descriptor, temporary = self.folder.create_temporary(f".{self.base}.")
+        temporary = self.folder.write_temporary(f".{self.base}.", produce)
         try:
-            with os.fdopen(descriptor, "wb") as handle:
-                produce(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
             info = self.folder.lstat(self.base)
             if info is not None and stat.S_ISDIR(info.st_mode):
                 self._move_aside()
