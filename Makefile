@@ -24,8 +24,9 @@ install: $(VENV)/.installed-data
 demo: $(VENV)/.installed-data
 	$(PY) -I -m deid_fast.demo
 
+# Tests run in up to 4 processes (pytest-xdist): the suite is mostly waiting on subprocesses.
 test: $(VENV)/.installed-test
-	$(VENV)/bin/pytest tests -q
+	$(VENV)/bin/pytest tests -q --numprocesses=auto --maxprocesses=4
 
 bench: $(VENV)/.installed-bench
 	taskset -c 0 $(PY) benchmarks/run.py
