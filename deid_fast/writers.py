@@ -195,18 +195,23 @@ class Output:
     def open_partial(self):
         """The `.partial` file for writing at its end (for `resume`, after its torn last line,
         if any, is dropped), and the paths it holds already (a `DonePaths`)."""
+        # buffered writers: their write() writes everything, where a raw one may stop short
         if self.made_by is None:    # not resumable: a new temporary name, removed on failure
             descriptor, self.partial = self.folder.create_temporary(f".{self.base}.")
-            return os.fdopen(descriptor, "wb", buffering=0), DonePaths()
+            return os.fdopen(descriptor, "wb"), DonePaths()
         if self.resuming:
             descriptor = self.folder.open_own(self.partial)
-            handle = os.fdopen(descriptor, "rb+", buffering=0)
-            done = _done_lines(handle, self.folder.join(self.partial))
-            handle.seek(0, os.SEEK_END)
-            return handle, done
+            raw = os.fdopen(descriptor, "rb+", buffering=0)
+            try:
+                done = _done_lines(raw, self.folder.join(self.partial))
+            except BaseException:
+                raw.close()
+                raise
+            raw.seek(0, os.SEEK_END)
+            return io.BufferedWriter(raw), done
         descriptor = self.folder.create(self.partial)
         self.write_sidecar()
-        return os.fdopen(descriptor, "wb", buffering=0), DonePaths()
+        return os.fdopen(descriptor, "wb"), DonePaths()
 
     def abandon(self):
         """A run that failed: a resumable `.partial` stays, a temporary one goes."""
