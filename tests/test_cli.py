@@ -470,7 +470,9 @@ def test_interrupted_run_exits_130_and_resumes(many, tmp_path):
     out = tmp_path / "ids.parquet"
     parts = tmp_path / "ids.parquet.partial"
     process = subprocess.Popen([str(SCRIPT), "get", str(many), "-o", str(out), "--workers", "2"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               # Ctrl-C as a terminal gives it (a test runner may ignore it)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (parts.exists() and any(parts.glob("*.parquet"))):
         assert process.poll() is None and time.monotonic() < deadline

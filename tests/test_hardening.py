@@ -358,6 +358,12 @@ def test_a_stopped_parent_is_continued(tmp_path):
         assert len(lines(out)) == 2000
 
 
+def default_sigint():
+    """In a child: Ctrl-C as a terminal gives it. A test runner's worker (pytest-xdist) may
+    ignore SIGINT, and an ignored SIGINT is inherited: Python then never sees Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _tree_of(tmp_path, count=3000):
     folder = tmp_path / "in"
     write_files(folder, count)
@@ -384,7 +390,7 @@ def test_no_process_outlives_the_parent(tmp_path, number, status):
     out = tmp_path / "o.jsonl"
     process = subprocess.Popen([str(SCRIPT), "get", str(folder), "-o", str(out), "-q",
                                 "--workers", "2", "--engine", "pydicom"],
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, preexec_fn=default_sigint)
     children = _run_children(process)
     time.sleep(0.5)
     process.send_signal(number)
