@@ -73,11 +73,11 @@ _SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
 
 
 def not_a_file(mode):
-    """Why a file of this st_mode is not read (a pipe, socket or device), or None."""
+    """Why a file of this st_mode, not a regular file, is not read."""
     for test, what in _SPECIAL:
         if test(mode):
             return f"is {what}, not a regular file: not opened"
-    return None
+    return "is not a regular file: not opened"
 
 
 def unreadable(path, reason):
@@ -181,8 +181,7 @@ def _list(folder, folder_key, pattern, exclude):
             continue
         if pattern is not None and not fnmatch.fnmatch(name, pattern):
             continue
-        reason = not_a_file(mode)
-        files.append(path if reason is None else unreadable(path, reason))
+        files.append(path if stat.S_ISREG(mode) else unreadable(path, not_a_file(mode)))
     return files + folders
 
 
@@ -218,8 +217,7 @@ def items(sources, pattern=None, exclude=NOTHING_EXCLUDED):
         if stat.S_ISDIR(mode):
             yield from walk(path, pattern, exclude, seen)
         elif pattern is None or fnmatch.fnmatch(os.path.basename(path), pattern):
-            reason = not_a_file(mode)
-            yield path if reason is None else unreadable(path, reason)
+            yield path if stat.S_ISREG(mode) else unreadable(path, not_a_file(mode))
 
 
 def name_of(item):

@@ -102,6 +102,11 @@ class Folder:
             raise OutputError(f"{self.join(name)} is {problem}: not written")
         return descriptor
 
+    def open_file(self, name):
+        """The file `name` of this folder, opened for reading (binary), never through a link."""
+        return open(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=self.descriptor), "rb")
+
     def make_folder(self, name, mode=0o777):
         """A new folder `name` (it must not exist), opened."""
         os.mkdir(name, mode, dir_fd=self.descriptor)

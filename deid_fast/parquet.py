@@ -152,9 +152,7 @@ def conform_parts(conform_job, names, offset=0, context=None):
     folder = outfiles.reopen(*where)
     try:
         for name in names:
-            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 dir_fd=folder.descriptor)
-            with open(descriptor, "rb") as source:
+            with folder.open_file(name) as source:
                 part = pq.ParquetFile(source)
                 if part.schema_arrow.equals(target):
                     continue
@@ -224,9 +222,7 @@ class DatasetWriter(ChunkWriter):
 
     def _read(self, name, read, **options):
         """`read(file, **options)` of the part `name`, opened without following a link."""
-        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=self.folder.descriptor)
-        with open(descriptor, "rb") as handle:
+        with self.folder.open_file(name) as handle:
             return read(handle, **options)
 
     def done_paths(self):
@@ -327,21 +323,15 @@ def single_file(folder, where):
     regrouped into row groups of up to `SINGLE_FILE_ROWS` rows (`SINGLE_FILE_BYTES`): memory
     is bounded by one row group."""
     names = part_names(folder)
-
-    def part(name):
-        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=folder.descriptor)
-        return open(descriptor, "rb")
-
     if names:
-        with part(names[0]) as handle:
+        with folder.open_file(names[0]) as handle:
             schema = pq.read_schema(handle)
     else:
         schema = table.schema(())
     with pq.ParquetWriter(pa.PythonFile(where, mode="w"), schema) as writer:
         pending, rows, size = [], 0, 0
         for name in names:
-            with part(name) as handle:
+            with folder.open_file(name) as handle:
                 source = pq.ParquetFile(handle)
                 for group in range(source.num_row_groups):
                     data = conformed(source.read_row_group(group), schema)

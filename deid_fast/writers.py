@@ -23,6 +23,7 @@ base64 text; in CSV a multi-value is joined with `\\`, a sequence kept whole is 
 and text that a spreadsheet would run as a formula is neutralised (`csv_cell`).
 """
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -227,13 +228,17 @@ class Output:
         return folder
 
     def finish(self):
-        """The `.partial` file or folder takes OUT's name (an earlier OUT is removed; a folder
-        cannot be renamed over, nor onto a file)."""
+        """The `.partial` file or folder takes OUT's name."""
+        self._take_name(self.partial)
+
+    def _take_name(self, name):
+        """`name` (a complete file or folder) becomes OUT, made durable; an earlier OUT is
+        removed (a folder cannot be renamed over, nor onto a file: it is moved aside first)."""
         info = self.folder.lstat(self.base)
         if info is not None and (stat.S_ISDIR(info.st_mode) or
-                                 stat.S_ISDIR(self.folder.lstat(self.partial).st_mode)):
+                                 stat.S_ISDIR(self.folder.lstat(name).st_mode)):
             self._move_aside()
-        self.folder.rename(self.partial, self.base)
+        self.folder.rename(name, self.base)
         self.folder.sync()
 
     def _move_aside(self):
@@ -246,11 +251,7 @@ class Output:
         (binary), which then takes OUT's name."""
         temporary = self.folder.write_temporary(f".{self.base}.", produce)
         try:
-            info = self.folder.lstat(self.base)
-            if info is not None and stat.S_ISDIR(info.st_mode):
-                self._move_aside()
-            self.folder.rename(temporary, self.base)
-            self.folder.sync()
+            self._take_name(temporary)
         except BaseException:
             self.folder.remove(temporary)
             raise
@@ -388,9 +389,7 @@ class Spill:
     def append(self, name, target):
         """Append the chunk file `name` to `target` (an open binary file), then remove it.
         Returns its size."""
-        descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=self.folder.descriptor)
-        with open(descriptor, "rb") as handle:
+        with self.folder.open_file(name) as handle:
             size = append_file(handle, target)
         self.folder.remove(name)
         return size
@@ -428,9 +427,8 @@ def append_file(handle, target):
     return total
 
 
-_NO_COPY_RANGE = {getattr(__import__("errno"), name) for name in (
-    "EXDEV", "EINVAL", "ENOSYS", "EOPNOTSUPP", "EBADF", "ETXTBSY") if hasattr(
-    __import__("errno"), name)}
+_NO_COPY_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF,
+                  errno.ETXTBSY}
 
 
 class _Target:
