@@ -335,11 +335,21 @@ class _ProgressSafeHandler(logging.StreamHandler):
 
 
 def _log_to_stderr(progress, quiet):
+    """WARNING lines (ERROR with -q) of deid_fast's logger on stderr while a command runs;
+    `_stop_logging` puts the logger back as it was (main() may be called in a process that
+    logs otherwise)."""
     handler = _ProgressSafeHandler(progress)
+    handler.saved = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else logging.WARNING)
     return handler
+
+
+def _stop_logging(handler):
+    logger.removeHandler(handler)
+    level, logger.propagate = handler.saved
+    logger.setLevel(level)
 
 
 # --- the commands ---------------------------------------------------------------------------------
@@ -478,7 +488,7 @@ def _run(args, fmt, options, job, sources, again, cluster, output, writer):
             writer.abandon()
         ungrouped.log()
         progress.close()
-        logger.removeHandler(handler)
+        _stop_logging(handler)
         done.close()
     where = "standard output" if args.output == "-" else path_text(args.output)
     what = {"json": "items", "dicom-json": "objects"}.get(fmt, "rows")
@@ -588,7 +598,7 @@ def _check(args):
         raise writers.OutputError(_write_failure(exc, args, output)) from exc
     finally:
         progress.close()
-        logger.removeHandler(handler)
+        _stop_logging(handler)
         if output is not None:
             output.release()
     print(summary.line(None, read_as="DICOM"), file=sys.stderr)
