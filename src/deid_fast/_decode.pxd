@@ -9,4 +9,5 @@ cpdef bint charset_dependent(unsigned short vr)
 cpdef int charset_from_value(object value)
 cpdef list encodings_for(int charset, object value)
 cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,
-                           unsigned short vr, bint little, int charset, list encodings)
+                           unsigned short vr, bint little, int charset, list encodings,
+                           bint lut_descriptor)

@@ -59,9 +59,6 @@ cdef frozenset KNOWN_VRS = frozenset({
     VR_OD, VR_OF, VR_OL, VR_OV, VR_OW, VR_PN, VR_SH, VR_SL, VR_SS, VR_ST, VR_SV, VR_TM, VR_UC,
     VR_UI, VR_UL, VR_UN, VR_UR, VR_US, VR_UT, VR_UV})
 
-# pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)
-cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
-
 
 cpdef bint charset_dependent(unsigned short vr):
     """Whether pydicom decodes a VR's text with the Specific Character Set."""
@@ -360,17 +357,24 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
 
 
 cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t n,
-                           unsigned short vr, bint little, int charset, list encodings):
+                           unsigned short vr, bint little, int charset, list encodings,
+                           bint lut_descriptor):
     """The builtin value of one element, natively where it is plain, else by pydicom's own
-    converter (which may raise: the caller turns that into an undecodable file)."""
-    cdef bint delegate = tag in LUT_DESCRIPTOR_TAGS
+    converter (which may raise: the caller turns that into an undecodable file).
+    `lut_descriptor`: apply pydicom's LUT Descriptor fix (`hooks.raw_element_value` adds 65536
+    to a negative first value of a multi-value), as pydicom does for an element whose VR was
+    not corrected after conversion."""
+    cdef bint delegate = False
     cdef object value
     if n == 0 and vr in KNOWN_VRS:
         return None          # empty (R5); an unknown VR goes to pydicom, which refuses it
+    value = decode_value(p, n, vr, little, charset, encodings, &delegate)
     if not delegate:
-        value = decode_value(p, n, vr, little, charset, encodings, &delegate)
-        if not delegate:
-            return value
+        if lut_descriptor and type(value) is list:
+            first = value[0]
+            if (type(first) is int or type(first) is float) and first < 0:
+                value[0] = first + 65536
+        return value
     use_pydicom()
     raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
                          PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)

@@ -10,7 +10,8 @@ unknown tags cannot grow the table.
 from cpython.object cimport PyObject
 from libc.stdlib cimport calloc
 
-from pydicom.datadict import DicomDictionary, RepeatersDictionary, keyword_for_tag, mask_match
+from pydicom.datadict import (DicomDictionary, RepeatersDictionary, keyword_for_tag, mask_match,
+                              private_dictionaries)
 
 cdef struct Entry:
     unsigned int tag
@@ -83,3 +84,51 @@ cdef str vr_of(unsigned int tag):
     if _table[slot].used:
         return <object> _table[slot].vr
     return _resolve(tag)[1]
+
+
+# --- pydicom's private dictionary --------------------------------------------------------------
+# A private element without a VR in the file takes the VR pydicom's private dictionary gives for
+# its creator and tag (`pydicom.datadict.get_private_entry`): the keys "GGGGEEEE", then
+# "GGGGxxEE", then "GGxxxxEE", first match wins. Each creator's entries are compiled into int-keyed
+# dicts on first use (not at import: most runs never meet a private element), and recompiled when
+# pydicom's entries for that creator change size (`add_private_dict_entries`).
+
+cdef dict _private_tables = {}       # creator -> (entry count, exact, block-agnostic, group-agnostic)
+
+
+cdef tuple _compile_private(str creator, dict entries):
+    cdef dict exact = {}, any_block = {}, any_group = {}
+    for key, entry in entries.items():
+        # only the key forms pydicom builds can ever match (upper-case hex, as it formats them)
+        if len(key) != 8 or not all(c in "0123456789ABCDEFx" for c in key):
+            continue
+        if "x" not in key:
+            exact[int(key, 16)] = entry[0]
+        elif key[4:6] == "xx" and "x" not in key[:4] + key[6:]:
+            any_block[int(key[:4], 16) << 8 | int(key[6:], 16)] = entry[0]
+        elif key[2:6] == "xxxx" and "x" not in key[:2] + key[6:]:
+            any_group[int(key[:2], 16) << 8 | int(key[6:], 16)] = entry[0]
+    table = (len(entries), exact, any_block, any_group)
+    if len(_private_tables) >= 4096:     # creators from files are unbounded: keep the cache small
+        _private_tables.clear()
+    _private_tables[creator] = table
+    return table
+
+
+cdef str private_vr_of(object creator, unsigned int tag):
+    """The VR pydicom's private dictionary gives a private element of `creator` (the value of its
+    private creator element), or None where pydicom falls back to UN."""
+    if type(creator) is not str:
+        return None           # absent, empty or multi-valued creator: pydicom uses UN
+    entries = private_dictionaries.get(creator)
+    if entries is None:
+        return None
+    table = _private_tables.get(creator)
+    if table is None or (<tuple> table)[0] != len(entries):
+        table = _compile_private(creator, entries)
+    vr = (<dict> table[1]).get(tag)
+    if vr is None:
+        vr = (<dict> table[2]).get((tag >> 16) << 8 | (tag & 0xFF))
+        if vr is None:
+            vr = (<dict> table[3]).get((tag >> 24) << 8 | (tag & 0xFF))
+    return vr

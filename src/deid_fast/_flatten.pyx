@@ -9,8 +9,10 @@ elements they report.
 """
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, realloc
+from libc.string cimport memchr
 
 from pydicom.sequence import Sequence
+from pydicom.valuerep import VR as _VR
 
 cdef extern from "Python.h":
     # returns a borrowed reference: declared as a pointer so that Cython does not release it
@@ -20,7 +22,7 @@ cdef extern from "Python.h":
 
 from deid_fast._decode cimport (CHARSET_DEFAULT, charset_dependent, charset_from_value,
                                decode_element, encodings_for, vr_from_name)
-from deid_fast._dictionary cimport keyword_of, vr_of
+from deid_fast._dictionary cimport keyword_of, private_vr_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE, tag_text
 from deid_fast._scan import scan
 from deid_fast._values cimport to_builtin, is_empty
@@ -167,35 +169,43 @@ class NativeUnsupported(Exception):
     """The native path does not handle this file (the reason says why); the pydicom engine does."""
 
 
-cdef unsigned short UN = (ord("U") << 8) | ord("N")
-cdef unsigned short SQ = (ord("S") << 8) | ord("Q")
-cdef unsigned short CS = (ord("C") << 8) | ord("S")
+cdef inline unsigned short vr_code(str name):
+    return (ord(name[0]) << 8) | ord(name[1])
 
+cdef unsigned short UN = vr_code("UN"), SQ = vr_code("SQ"), CS = vr_code("CS")
+cdef unsigned short LO = vr_code("LO"), OB = vr_code("OB"), OW = vr_code("OW")
+cdef unsigned short US = vr_code("US"), SS = vr_code("SS")
 
-cdef unsigned short resolved_vr(Token* token, bint include_private) except? 0:
-    """The VR pydicom would decode the element with (its `raw_element_vr` hook)."""
-    cdef unsigned int tag = token.tag
-    cdef unsigned short vr = token.vr
-    cdef str name
-    if vr != 0 and vr != UN:
-        return vr
-    if (tag >> 16) & 1:   # private: pydicom asks its private dictionary
-        raise NativeUnsupported(f"private element {tag_text(tag)} without a VR in the file")
-    if vr == UN and token.length >= 0xFFFF:
-        return UN
-    name = vr_of(tag)
-    if name is None:
-        return UN   # unknown public tags have no keyword: never reported
-    vr = vr_from_name(name)
-    if vr == 0 or vr == SQ:
-        raise NativeUnsupported(f"element {tag_text(tag)} has VR {name!r} by the dictionary")
-    return vr
+cdef unsigned int PIXEL_REPRESENTATION = 0x00280103
+cdef unsigned int PIXEL_DATA = 0x7FE00010
+cdef unsigned int LUT_DESCRIPTOR = 0x00283002
+cdef unsigned int LUT_DATA = 0x00283006
+# pydicom's `filewriter._AMBIGUOUS_US_SS_TAGS`: US when the Pixel Representation is 0, else SS
+cdef frozenset US_OR_SS_BY_PIXEL_REPRESENTATION = frozenset({
+    0x00189810, 0x00221452, 0x00280104, 0x00280105, 0x00280106, 0x00280107, 0x00280108,
+    0x00280109, 0x00280110, 0x00280111, 0x00280120, 0x00280121, 0x00281101, 0x00281102,
+    0x00281103, 0x00283002, 0x00409211, 0x00409216, 0x00603004, 0x00603006})
+# pydicom's `_AMBIGUOUS_OB_OW_TAGS` and Pixel Data: in explicit VR their VR hangs on
+# (Waveform)BitsAllocated; read implicitly they are OW (bytes either way)
+cdef frozenset OB_OR_OW_BY_BITS_ALLOCATED = frozenset({
+    0x54000110, 0x54000112, 0x5400100A, 0x54001010, 0x7FE00010})
+# pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)
+cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+cdef frozenset KNOWN_VRS = frozenset([vr_code(str(name)) for name in _VR if len(str(name)) == 2])
+cdef frozenset AMBIGUOUS_NAMES = frozenset(["US or SS", "OB or OW", "US or OW", "US or SS or OW"])
+cdef list DEFAULT_ENCODINGS = encodings_for(CHARSET_DEFAULT, None)
+
+cdef object NOT_YET = object()     # an item's inherited Pixel Representation, not looked up yet
+cdef object NO_REPRESENTATION = object()
 
 
 cdef struct OpenSequence:
     unsigned int tag
     Py_ssize_t count          # its items
     Py_ssize_t next_index     # of the next item
+    Py_ssize_t item_token     # index of the current item's T_ITEM token
+    bint defined_length       # pydicom reads its items only when the element is first used
     int charset               # of the data set around it, which each item starts with
 
 
@@ -207,7 +217,8 @@ cdef class OpenSequences:
     def __dealloc__(self):
         free(self.items)
 
-    cdef int push(self, unsigned int tag, Py_ssize_t count, int charset) except -1:
+    cdef int push(self, unsigned int tag, Py_ssize_t count, int charset,
+                  bint defined_length) except -1:
         cdef OpenSequence* grown
         if self.size == self.capacity:
             self.capacity = max(16, 2 * self.capacity)
@@ -219,6 +230,7 @@ cdef class OpenSequences:
         self.items[self.size].count = count
         self.items[self.size].next_index = 0
         self.items[self.size].charset = charset
+        self.items[self.size].defined_length = defined_length
         self.size += 1
         return 0
 
@@ -233,6 +245,215 @@ cdef class OpenSequences:
         cdef Py_ssize_t k
         return tuple([(self.items[k].tag, self.items[k].next_index - 1)
                       for k in range(self.size)] + [(tag, None)])
+
+
+cdef class DataSets:
+    """The data sets the flattener is inside: the top level (level 0), then the current item of
+    each open sequence. An element without a VR in the file (implicit VR, or an explicit UN)
+    takes the VR pydicom would give it, and for some pydicom looks at other elements of its
+    data set and of the data sets around it (`hooks.raw_element_vr`,
+    `filewriter.correct_ambiguous_vr_element`, `Dataset._set_pixel_representation`): this
+    class answers those look-ups from the element table, each data set's at most once."""
+    cdef Token* tokens
+    cdef Py_ssize_t token_count
+    cdef const unsigned char* buf
+    cdef bint little
+    cdef OpenSequences sequences
+    cdef list inherited      # per level: the Pixel Representation pydicom hands to the item
+    cdef list creators       # per level: {private creator tag: its value}, or None
+
+    def __cinit__(self):
+        self.inherited = [NO_REPRESENTATION]     # the top level inherits none
+        self.creators = [None]
+
+    cdef void enter_item(self, int level):
+        while len(self.inherited) <= level:
+            self.inherited.append(NOT_YET)
+            self.creators.append(None)
+        self.inherited[level] = NOT_YET
+        self.creators[level] = None
+
+    cdef void note_creator(self, int level, unsigned int tag, object value):
+        slot = self.creators[level]
+        if slot is None:
+            slot = self.creators[level] = {}
+        (<dict> slot)[tag] = value
+
+    cdef Py_ssize_t find(self, int level, unsigned int tag) noexcept:
+        """The index of the element or sequence `tag` of the data set at `level`, -1 if absent
+        (the data sets of the native path are in ascending tag order)."""
+        cdef Py_ssize_t i, end, item
+        cdef Token* token
+        if level == 0:
+            i = 0
+            end = self.token_count
+        else:
+            item = self.sequences.items[level - 1].item_token
+            i = item + 1
+            end = self.tokens[item].end
+        while i < end:
+            token = &self.tokens[i]
+            if token.kind == T_ELEMENT or token.kind == T_SEQUENCE:
+                if token.tag == tag:
+                    return i
+                if token.tag > tag:
+                    return -1
+                if token.kind == T_SEQUENCE:
+                    i = token.end
+            i += 1
+        return -1
+
+    cdef object value_at(self, Py_ssize_t index, int level):
+        """The value of a binary element the VR of another element depends on."""
+        cdef Token* token = &self.tokens[index]
+        cdef bint corrected = False
+        cdef unsigned short vr
+        if token.kind != T_ELEMENT:
+            raise NativeUnsupported(f"element {tag_text(token.tag)}, which another element's VR "
+                                    "depends on, is a sequence")
+        vr = self.vr(token, level, &corrected)
+        if charset_dependent(vr):
+            raise NativeUnsupported(f"element {tag_text(token.tag)}, which another element's VR "
+                                    "depends on, is text")
+        return decode_element(token.tag, self.buf + token.offset, token.length, vr, self.little,
+                              CHARSET_DEFAULT, DEFAULT_ENCODINGS,
+                              not corrected and token.tag in LUT_DESCRIPTOR_TAGS)
+
+    cdef unsigned short vr(self, Token* token, int level, bint* corrected) except? 0:
+        """The VR pydicom decodes the element with (its `raw_element_vr` hook, then the
+        correction of an ambiguous VR, which sets `corrected`)."""
+        cdef unsigned int tag = token.tag
+        cdef unsigned short vr = token.vr
+        cdef str name
+        if vr != 0 and vr != UN:
+            return vr
+        if (tag >> 16) & 1:      # private: a UN of any length too (replace_un_with_known_vr)
+            return self.private_vr(token, level)
+        if vr == UN and token.length >= 0xFFFF:
+            return UN
+        name = vr_of(tag)
+        if name is None:
+            return UN   # unknown public tags have no keyword: never reported
+        vr = vr_from_name(name)
+        if vr == SQ:
+            raise NativeUnsupported(f"element {tag_text(tag)} is a sequence by the dictionary "
+                                    "but was read as a value")
+        if vr != 0:
+            return vr
+        corrected[0] = True
+        return self.ambiguous_vr(token, name, level)
+
+    cdef unsigned short private_vr(self, Token* token, int level) except? 0:
+        """pydicom's `_private_vr_for_tag`: LO for a private creator, the private dictionary's
+        VR for an element of a known creator's block, else UN."""
+        cdef unsigned int tag = token.tag
+        cdef unsigned int element = tag & 0xFFFF
+        cdef unsigned short vr
+        if 0x10 <= element <= 0xFF:
+            return LO
+        if element < 0x100:
+            return UN
+        slot = self.creators[level]
+        creator = None if slot is None else (<dict> slot).get((tag & 0xFFFF0000) | (element >> 8))
+        name = private_vr_of(creator, tag)
+        if name is None:
+            return UN
+        if name in AMBIGUOUS_NAMES:
+            return OB          # no correction applies to a private tag: pydicom keeps the bytes
+        vr = vr_from_name(name)
+        if vr == SQ or vr not in KNOWN_VRS:
+            raise NativeUnsupported(f"private element {tag_text(tag)} has VR {name!r} by "
+                                    "pydicom's private dictionary")
+        return vr
+
+    cdef unsigned short ambiguous_vr(self, Token* token, str name, int level) except? 0:
+        """pydicom's `_correct_ambiguous_vr_element`, with the data set `ds` as
+        `Dataset.__getitem__` passes it (the element's own data set only)."""
+        cdef unsigned int tag = token.tag
+        cdef Py_ssize_t i
+        if name == "OB or OW":
+            if token.vr == UN and tag in OB_OR_OW_BY_BITS_ALLOCATED:
+                raise NativeUnsupported(f"element {tag_text(tag)} is an explicit UN whose VR "
+                                        "pydicom derives from a BitsAllocated value")
+            return OB      # OB, OW or left ambiguous: the value is the bytes either way
+        if name == "US or SS" and tag in US_OR_SS_BY_PIXEL_REPRESENTATION:
+            return US if self.unsigned_pixels(level) else SS
+        if tag == LUT_DATA:
+            i = self.find(level, LUT_DESCRIPTOR)
+            descriptor = self.value_at(i, level) if i >= 0 else None
+            if type(descriptor) is not list:    # pydicom fails to index it
+                raise NativeUnsupported(f"element {tag_text(tag)} has a LUT Descriptor "
+                                        "pydicom cannot read its first value from")
+            return US if descriptor[0] == 1 else OW
+        return OB          # an ambiguous VR pydicom does not correct: the value stays bytes
+
+    cdef bint unsigned_pixels(self, int level) except -1:
+        """Whether a 'US or SS' element of the data set at `level` is US."""
+        cdef Py_ssize_t i = self.find(level, PIXEL_REPRESENTATION)
+        if i >= 0:
+            value = self.value_at(i, level)
+            if value is not None:
+                return value == 0
+        representation = self.inherited_representation(level)
+        if representation is not NO_REPRESENTATION:
+            return representation == 0
+        if i >= 0:
+            return False       # present but empty: pydicom compares None with 0
+        if self.find(level, PIXEL_DATA) >= 0:
+            raise NativeUnsupported("a 'US or SS' element beside Pixel Data without a Pixel "
+                                    "Representation, which pydicom fails to resolve")
+        return True
+
+    cdef object inherited_representation(self, int level):
+        """The `_pixel_rep` pydicom gave the item at `level` when it read the sequence holding
+        it; worked out from the top down without recursion."""
+        cdef int known = level
+        cdef int k
+        while known > 0 and self.inherited[known] is NOT_YET:
+            known -= 1
+        for k in range(known + 1, level + 1):
+            self.inherited[k] = self.item_representation(k)
+        return self.inherited[level]
+
+    cdef object item_representation(self, int level):
+        """One step of `Dataset._set_pixel_representation`: the item's own Pixel
+        Representation bytes (1 if any byte is 0x01), else its parent's `_pixel_rep`. pydicom
+        takes that step only for a sequence of defined length (read as a raw element, converted
+        on first use); one of undefined length is parsed while the file is read, and its items
+        inherit nothing."""
+        cdef Py_ssize_t i
+        cdef Token* token
+        if not self.sequences.items[level - 1].defined_length:
+            return NO_REPRESENTATION
+        i = self.find(level, PIXEL_REPRESENTATION)
+        if i >= 0:
+            token = &self.tokens[i]
+            if token.kind != T_ELEMENT:
+                raise NativeUnsupported("a Pixel Representation that is a sequence")
+            if token.length > 0:
+                return 1 if memchr(self.buf + token.offset, 1, token.length) != NULL else 0
+        i = self.find(level - 1, PIXEL_REPRESENTATION)
+        if i >= 0:
+            value = self.value_at(i, level - 1)
+            if value is not None:
+                return (1 if b"\x01" in value else 0) if type(value) is bytes else value
+        return self.inherited[level - 1]
+
+    cdef tuple charset_ahead(self, int level, int charset, list encodings):
+        """The character set of the data set at `level` for an element that precedes its
+        (0008,0005): pydicom decodes it with the set that follows."""
+        cdef Py_ssize_t i = self.find(level, 0x00080005)
+        cdef Token* token
+        cdef bint corrected = False
+        if i < 0:
+            return charset, encodings
+        token = &self.tokens[i]
+        if token.kind != T_ELEMENT or self.vr(token, level, &corrected) != CS:
+            raise NativeUnsupported("a Specific Character Set pydicom must judge")
+        value = decode_element(token.tag, self.buf + token.offset, token.length, CS, self.little,
+                               CHARSET_DEFAULT, DEFAULT_ENCODINGS, False)
+        charset = charset_from_value(value)
+        return charset, encodings_for(charset, value)
 
 
 cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned int entity_tag,
@@ -270,13 +491,14 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     # allocated per frame.
     cdef OpenSequences open_sequences = OpenSequences()
     cdef OpenSequence* sequence
+    cdef DataSets data_sets = DataSets()
     cdef list saved = []
     cdef Py_ssize_t i = 0, n = header.token_count, count, top
     cdef int depth = 0, charset = CHARSET_DEFAULT
     cdef list encodings = encodings_for(CHARSET_DEFAULT, None)
     cdef unsigned int tag
     cdef unsigned short vr
-    cdef bint lookup, reported
+    cdef bint lookup, reported, creator, corrected
     entity = None
     item = None
 
@@ -286,6 +508,11 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
         raise NativeUnsupported("a command set")
     if header.meta_suspect:
         raise NativeUnsupported("a file meta element pydicom must judge")
+    data_sets.tokens = tokens
+    data_sets.token_count = n
+    data_sets.buf = buf
+    data_sets.little = little
+    data_sets.sequences = open_sequences
 
     while i < n:
         token = &tokens[i]
@@ -306,21 +533,29 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                     i += 1
                     continue
             reported = name not in skip and (select is None or depth or name in select)
-            if not (reported or lookup or tag == 0x00080005):
+            creator = include_private and (tag >> 16) & 1 and 0x10 <= (tag & 0xFFFF) <= 0xFF
+            if not (reported or lookup or creator or tag == 0x00080005):
                 i += 1
                 continue
-            vr = resolved_vr(token, include_private)
-            if tag < 0x00080005 and charset_dependent(vr):
-                # pydicom decodes it with the character set that follows it in the data set
-                raise NativeUnsupported(f"text element {tag_text(tag)} before the character set")
             try:
-                value = decode_element(tag, buf + token.offset, token.length, vr, little, charset,
-                                       encodings)
+                corrected = False
+                vr = data_sets.vr(token, depth, &corrected)
+                if tag < 0x00080005 and charset_dependent(vr):
+                    # pydicom decodes it with the character set that follows it in its data set
+                    ahead = data_sets.charset_ahead(depth, charset, encodings)
+                    value = decode_element(tag, buf + token.offset, token.length, vr, little,
+                                           ahead[0], ahead[1], False)
+                else:
+                    value = decode_element(tag, buf + token.offset, token.length, vr, little,
+                                           charset, encodings,
+                                           not corrected and tag in LUT_DESCRIPTOR_TAGS)
             except NativeUnsupported:
                 raise
             except Exception as exc:
                 raise UndecodableElement(open_sequences.path(tag),
                                          token.offset - header.data_start, exc) from exc
+            if creator:
+                data_sets.note_creator(depth, tag, value)
             if tag == 0x00080005:    # for this data set and what it holds (pydicom's
                 if vr != CS:             # parent_encoding); pydicom fails on a PN, say
                     raise NativeUnsupported(f"Specific Character Set with VR {chr(vr >> 8)}{chr(vr & 0xFF)}")
@@ -360,7 +595,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                     continue
                 base = []
                 target[key] = base
-            open_sequences.push(tag, count, charset)
+            open_sequences.push(tag, count, charset, token.length != 0xFFFFFFFF)
             saved.append(prefix)
             saved.append(target)
             saved.append(encodings)
@@ -370,6 +605,8 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
             sequence = open_sequences.innermost()
             index = sequence.next_index
             sequence.next_index += 1
+            sequence.item_token = i
+            data_sets.enter_item(depth)
             base = saved[len(saved) - 1]
             if expand:
                 prefix = base + str(index) + delimiter if sequence.count > 1 else base
