@@ -195,17 +195,27 @@ _FIELDS_JOBS = {}
 _FIELDS_JOBS_BOUND = 64
 
 
+_PLAIN_TYPES = frozenset({bool, int, str, type(None)})
+
+
 def fields_job(*settings):
     """The checked Job of `get_fields`' options (`skip_fields, expand_sequences,
     include_private, include_file_meta, delimiter, max_depth, engine, fields,
-    max_header_bytes, max_elements, force`), made once per distinct set."""
-    key = tuple(tuple(value) if type(value) is list else value for value in settings)
-    cacheable = all(value is None or type(value) in (bool, int, str) or (
-        type(value) is tuple and all(type(item) is str for item in value)) for value in key)
-    job = _FIELDS_JOBS.get(key) if cacheable else None
+    max_header_bytes, max_elements, force`), made once per distinct set. The types are part of
+    the key: `max_depth=True` must not find the job checked for `max_depth=1`."""
+    kinds = tuple(map(type, settings))
+    if _PLAIN_TYPES.issuperset(kinds):          # the usual call: no lists of names
+        key = (kinds, settings)
+    else:
+        values = tuple(tuple(value) if type(value) is list else value for value in settings)
+        key = (tuple(map(type, values)), values) if all(
+            type(value) in _PLAIN_TYPES or (
+                type(value) is tuple and all(type(item) is str for item in value))
+            for value in values) else None
+    job = _FIELDS_JOBS.get(key) if key is not None else None
     if job is None:
         job = _fields_job(*settings)
-        if cacheable:
+        if key is not None:
             if len(_FIELDS_JOBS) >= _FIELDS_JOBS_BOUND:
                 _FIELDS_JOBS.clear()
             _FIELDS_JOBS[key] = job

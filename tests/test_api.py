@@ -914,3 +914,17 @@ def test_get_fields_equals_get_identifiers_item(three):
     ids = get_identifiers(paths)
     for p, e in zip(paths, specs):
         assert get_fields(p) == ids[e["PatientID"]][e["SOPInstanceUID"]]
+
+
+def test_checked_options_are_reused_only_for_the_same_options(three):
+    """get_fields caches its checked options per distinct set: a later call with an equal but
+    invalid value (True for 1), or with a list changed since, is checked and read afresh."""
+    path = three[0][0]
+    assert get_fields(path, max_depth=1) == get_fields(path, max_depth=1)
+    with pytest.raises(ValueError, match="max_depth"):
+        get_fields(path, max_depth=True)
+    skip = ["PatientName"]
+    assert "PatientName" not in get_fields(path, skip_fields=skip)
+    skip[0] = "PatientID"
+    fields = get_fields(path, skip_fields=skip)
+    assert "PatientName" in fields and "PatientID" not in fields

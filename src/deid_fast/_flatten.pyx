@@ -189,8 +189,11 @@ cdef frozenset US_OR_SS_BY_PIXEL_REPRESENTATION = frozenset({
 # (Waveform)BitsAllocated; read implicitly they are OW (bytes either way)
 cdef frozenset OB_OR_OW_BY_BITS_ALLOCATED = frozenset({
     0x54000110, 0x54000112, 0x5400100A, 0x54001010, 0x7FE00010})
-# pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)
-cdef frozenset LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
+
+
+cdef inline bint is_lut_descriptor(unsigned int tag) noexcept:
+    """pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)."""
+    return tag == 0x00281101 or tag == 0x00281102 or tag == 0x00281103 or tag == 0x00283002
 
 cdef frozenset KNOWN_VRS = frozenset([vr_code(str(name)) for name in _VR if len(str(name)) == 2])
 cdef frozenset AMBIGUOUS_NAMES = frozenset(["US or SS", "OB or OW", "US or OW", "US or SS or OW"])
@@ -317,7 +320,7 @@ cdef class DataSets:
                                     "depends on, is text")
         return decode_element(token.tag, self.buf + token.offset, token.length, vr, self.little,
                               CHARSET_DEFAULT, DEFAULT_ENCODINGS,
-                              not corrected and token.tag in LUT_DESCRIPTOR_TAGS)
+                              not corrected and is_lut_descriptor(token.tag))
 
     cdef unsigned short vr(self, Token* token, int level, bint* corrected) except? 0:
         """The VR pydicom decodes the element with (its `raw_element_vr` hook, then the
@@ -548,7 +551,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 else:
                     value = decode_element(tag, buf + token.offset, token.length, vr, little,
                                            charset, encodings,
-                                           not corrected and tag in LUT_DESCRIPTOR_TAGS)
+                                           not corrected and is_lut_descriptor(tag))
             except NativeUnsupported:
                 raise
             except Exception as exc:
