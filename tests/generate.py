@@ -26,7 +26,8 @@ What they cover, by SPEC rule:
   VR comes from pydicom's private dictionary;
 - transfer syntaxes: explicit VR big endian, implicit VR little endian, deflated explicit
   VR little endian, files without preamble or file meta, data sets encoded otherwise than
-  their transfer syntax says (§3: read as pydicom reads them);
+  their transfer syntax says (§3: read as pydicom reads them), two file meta groups back to
+  back (the last value of a repeated tag counts, the transfer syntax's included);
 - size and depth: a 3 MiB element and 3000 items (many read chunks), 100 nested levels;
 - §3 rejections: an undecodable FD value, a sequence holding a non-item, an item running
   past its sequence (listed in test_conformance.EXPECTED_REJECTIONS).
@@ -36,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import zlib
 from typing import Callable
 
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -525,21 +527,40 @@ def undefined_item(body: bytes) -> bytes:
 SEQ_DELIMITER = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
 
 
-def raw_file(dataset: bytes, transfer_syntax: str = ExplicitVRLittleEndian, sop_uid: str = "1.2.3.4") -> bytes:
-    """Preamble, DICM, a file meta group with its group length, then ``dataset``."""
+def file_meta_group(
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    sop_uid: str = "1.2.3.4",
+    version_name: str | None = None,
+    only: set[int] | None = None,
+    group_length: bool = True,
+    element: Callable[[int, str, bytes], bytes] = el,
+) -> bytes:
+    """A file meta group: its group length (unless ``group_length`` is False), then
+    (0002,0001), (0002,0002), (0002,0003), (0002,0010), (0002,0012) and, with
+    ``version_name``, (0002,0013); ``only`` keeps just those tags. ``element`` encodes one
+    element (explicit VR little endian, as the standard says, unless told otherwise)."""
 
     def ui(value: str) -> bytes:
         return _pad(b"UI", value.encode())
 
-    meta = (
-        el(0x00020001, "OB", b"\x00\x01")
-        + el(0x00020002, "UI", ui(SOP_CLASS))
-        + el(0x00020003, "UI", ui(sop_uid))
-        + el(0x00020010, "UI", ui(transfer_syntax))
-        + el(0x00020012, "UI", ui(PYDICOM_IMPLEMENTATION_UID))
-    )
-    meta = el(0x00020000, "UL", struct.pack("<L", len(meta))) + meta
-    return b"\0" * 128 + b"DICM" + meta + dataset
+    elements = [
+        (0x00020001, "OB", b"\x00\x01"),
+        (0x00020002, "UI", ui(SOP_CLASS)),
+        (0x00020003, "UI", ui(sop_uid)),
+        (0x00020010, "UI", ui(transfer_syntax)),
+        (0x00020012, "UI", ui(PYDICOM_IMPLEMENTATION_UID)),
+    ]
+    if version_name is not None:
+        elements.append((0x00020013, "SH", _pad(b"SH", version_name.encode())))
+    meta = b"".join(element(tag, vr, value) for tag, vr, value in elements if only is None or tag in only)
+    if group_length:
+        meta = element(0x00020000, "UL", struct.pack("<L", len(meta))) + meta
+    return meta
+
+
+def raw_file(dataset: bytes, transfer_syntax: str = ExplicitVRLittleEndian, sop_uid: str = "1.2.3.4") -> bytes:
+    """Preamble, DICM, a file meta group with its group length, then ``dataset``."""
+    return b"\0" * 128 + b"DICM" + file_meta_group(transfer_syntax, sop_uid) + dataset
 
 
 def _write(folder: str, name: str, data: bytes) -> str:
@@ -875,6 +896,63 @@ def gen_ts_implicit_data_explicit(folder: str) -> str:
     return _write(folder, name, raw_file(body, transfer_syntax=ImplicitVRLittleEndian, sop_uid=_uid(name)))
 
 
+# Two file meta groups back to back: a writer (a PACS) wrote a new file meta group and kept the
+# old one (fo-dicom issue 1376). pydicom reads every group 0002 element up to the first of
+# another group, so for a repeated tag the last value counts, the transfer syntax's included,
+# which then decides how the data set is read.
+
+
+def _implicit_meta_element(tag: int, vr: str, value: bytes) -> bytes:
+    return implicit_el(tag, _pad(vr.encode(), value))
+
+
+def gen_two_file_meta_groups(folder: str) -> str:
+    """Two whole file meta groups; the second changes the transfer syntax (explicit to
+    implicit VR little endian, the data set is implicit), the SOP instance and the version."""
+    name = "two_file_meta_groups"
+    meta = file_meta_group(ExplicitVRLittleEndian, _uid(name + ".old"), "OLD_PACS") + file_meta_group(
+        ImplicitVRLittleEndian, _uid(name), "NEW_PACS"
+    )
+    body = _plain_body(name, lambda tag, vr, value: implicit_el(tag, value))
+    return _write(folder, name, b"\0" * 128 + b"DICM" + meta + body)
+
+
+def gen_two_file_meta_groups_subset(folder: str) -> str:
+    """The second file meta group holds only some tags: its group length, SOP instance and
+    transfer syntax (explicit VR big endian, then little endian as the data set is); the
+    others keep the first group's values."""
+    name = "two_file_meta_groups_subset"
+    meta = file_meta_group(ExplicitVRBigEndian, _uid(name + ".old"), "OLD_PACS") + file_meta_group(
+        ExplicitVRLittleEndian, _uid(name), only={0x00020003, 0x00020010}
+    )
+    return _write(folder, name, b"\0" * 128 + b"DICM" + meta + _plain_body(name, el))
+
+
+def gen_two_file_meta_groups_no_group_length(folder: str) -> str:
+    """The second file meta group has no group length (the first one's is the only one);
+    it changes the transfer syntax from implicit VR little endian to deflated, as the data
+    set is."""
+    name = "two_file_meta_groups_no_group_length"
+    meta = file_meta_group(ImplicitVRLittleEndian, _uid(name + ".old"), "OLD_PACS") + file_meta_group(
+        DeflatedExplicitVRLittleEndian, _uid(name), "NEW_PACS", group_length=False
+    )
+    deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = deflate.compress(_plain_body(name, el)) + deflate.flush()
+    return _write(folder, name, b"\0" * 128 + b"DICM" + meta + body)
+
+
+def gen_two_file_meta_groups_implicit_second(folder: str) -> str:
+    """The second file meta group is encoded in implicit VR: pydicom, reading the file meta
+    as explicit VR, reads each of its elements as implicit VR (their length bytes are no VR).
+    It changes the transfer syntax to implicit VR little endian, as the data set is."""
+    name = "two_file_meta_groups_implicit_second"
+    meta = file_meta_group(ExplicitVRLittleEndian, _uid(name + ".old"), "OLD_PACS") + file_meta_group(
+        ImplicitVRLittleEndian, _uid(name), "NEW_PACS", element=_implicit_meta_element
+    )
+    body = _plain_body(name, lambda tag, vr, value: implicit_el(tag, value))
+    return _write(folder, name, b"\0" * 128 + b"DICM" + meta + body)
+
+
 def gen_vr_differs_from_dictionary(folder: str) -> str:
     """Explicit VRs other than the dictionary's: pydicom decodes by the VR in the file."""
     name = "vr_differs_from_dictionary"
@@ -1003,6 +1081,10 @@ GENERATORS: dict[str, Callable[[str], str]] = {
         gen_item_past_sequence_end,
         gen_ts_explicit_data_implicit,
         gen_ts_implicit_data_explicit,
+        gen_two_file_meta_groups,
+        gen_two_file_meta_groups_subset,
+        gen_two_file_meta_groups_no_group_length,
+        gen_two_file_meta_groups_implicit_second,
         gen_vr_differs_from_dictionary,
         gen_private_dictionary_implicit,
         gen_private_dictionary_un,

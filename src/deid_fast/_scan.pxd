@@ -47,8 +47,11 @@ cdef class Header:
     cdef readonly Py_ssize_t element_count   # data elements walked, nested ones included
                                              # (not file meta elements, nor group lengths)
     cdef readonly bint ordered          # every data set's tags ascend (pydicom's order)
-    cdef readonly bint meta_suspect     # the file meta's first element has an unknown VR or a
-                                        # length no multiple of its VR's size
+    cdef readonly bint meta_suspect     # the file meta element pydicom decodes first has an
+                                        # unknown VR or a length no multiple of its VR's size
+    cdef readonly bint meta_ordered     # group 0002's tags strictly ascend; when not (a file
+                                        # with two file meta groups), pydicom keeps the last
+                                        # value of a repeated tag
     cdef ByteSource file_source
     cdef ByteSource data_source         # the file, or the inflated data set
     cdef Py_ssize_t meta_start, meta_end, command_end, data_start

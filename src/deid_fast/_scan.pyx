@@ -349,6 +349,7 @@ cdef class Walker:
     cdef Py_ssize_t token_count, token_capacity
     cdef Py_ssize_t max_elements, element_tokens
     cdef bint unordered
+    cdef bint group_ascends       # the tags of the last group `walk_group` walked ascended
 
     def __dealloc__(self):
         free(self.stack)
@@ -435,23 +436,29 @@ cdef class Walker:
         return not (0x40 < b0 < 0x5B and 0x40 < b1 < 0x5B)
 
     cdef Py_ssize_t walk_group(self, Py_ssize_t pos, unsigned int group, bint implicit,
-                               bint counted) except -2:
+                               bint counted, bint must_ascend) except -2:
         """Walk the run of top-level elements of `group` (file meta or command set) from `pos`;
-        returns where the run ends. These groups hold no sequences, and their tags must ascend
-        (a repeated tag here is noise, such as a run of zero bytes). `counted`: whether these
-        elements count as the file's data elements."""
+        returns where the run ends, and records in `group_ascends` whether its tags ascended.
+        These groups hold no sequences. `must_ascend`: a tag that does not ascend makes the
+        bytes noise (a run of zero bytes repeats (0000,0000)); without it, it is read as pydicom
+        reads it (a rewritten file meta group kept with the old one repeats its tags).
+        `counted`: whether these elements count as the file's data elements."""
         cdef unsigned int tag, length, previous_tag = 0
         cdef int vi
         cdef Py_ssize_t header_len
         cdef unsigned char b0, b1
         cdef bint have_previous = False
+        self.group_ascends = True
         while self.src.have(pos + 8):
             tag = self.src.tag_at(pos, True)
             if (tag >> 16) != group:
                 break
             if have_previous and tag <= previous_tag:
-                self.fail("not-dicom", f"tag {tag_text(tag)} is out of order in group {group:04X}",
-                          pos)
+                if must_ascend:     # (the file meta group must only without a DICM prefix)
+                    self.fail("not-dicom",
+                              f"{'no DICM prefix, and ' if group == 0x0002 else ''}tag "
+                              f"{tag_text(tag)} is out of order in group {group:04X}", pos)
+                self.group_ascends = False
             previous_tag = tag
             have_previous = True
             header_len = 8
@@ -723,86 +730,144 @@ cdef inline bint _in_letter_range(unsigned char b0, unsigned char b1) noexcept:
     return True
 
 
-cdef int check_meta_length(Walker walker, ByteSource src, Py_ssize_t start, Py_ssize_t end,
+cdef Py_ssize_t meta_value_start(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit,
+                                 unsigned int* length) noexcept:
+    """Where the value of the file meta element at `pos` starts, its header read as `walk_group`
+    reads it, and its length in `length`; -1 when the header does not fit before `end`."""
+    cdef int vi
+    if pos + 8 > end:
+        return -1
+    if implicit:
+        length[0] = src.u32(pos + 4, True)
+        return pos + 8
+    vi = vr_index(src.buf[pos + 4], src.buf[pos + 5])
+    if vi >= 0 and VR_KNOWN[vi] and VR_LONG[vi]:
+        if pos + 12 > end:
+            return -1
+        length[0] = src.u32(pos + 8, True)
+        return pos + 12
+    if not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(src.buf[pos + 4], src.buf[pos + 5]):
+        length[0] = src.u32(pos + 4, True)      # pydicom reads this one element as implicit VR
+    else:
+        length[0] = src.u16(pos + 6, True)
+    return pos + 8
+
+
+cdef struct MetaIndex:
+    # Offsets of the file meta elements whose values pydicom uses as it reads the file, -1 where
+    # there is none. Of a repeated tag (two file meta groups back to back), pydicom keeps the last.
+    Py_ssize_t first_decoded     # the last of the smallest tag: pydicom decodes it to test the
+                                 # group's encoding (`_read_file_meta_info`)
+    Py_ssize_t group_length      # the last (0002,0000)
+    Py_ssize_t transfer_syntax   # the last (0002,0010)
+
+
+cdef MetaIndex index_meta(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit) noexcept:
+    """The `MetaIndex` of the file meta bytes [pos, end)."""
+    cdef MetaIndex index
+    cdef unsigned int tag, length, smallest = 0xFFFFFFFF
+    cdef Py_ssize_t value
+    index.first_decoded = -1
+    index.group_length = -1
+    index.transfer_syntax = -1
+    while True:
+        value = meta_value_start(src, pos, end, implicit, &length)
+        if value < 0 or value + length > end:
+            return index
+        tag = src.tag_at(pos, True)
+        if tag <= smallest:
+            smallest = tag
+            index.first_decoded = pos
+        if tag == 0x00020000:
+            index.group_length = pos
+        elif tag == 0x00020010:
+            index.transfer_syntax = pos
+        pos = value + length
+
+
+cdef int check_meta_length(Walker walker, ByteSource src, Py_ssize_t group_length, Py_ssize_t end,
                            bint implicit) except -1:
-    """A file that ends inside the file meta group its group length declares is cut short.
-    (A group length that is merely wrong, with the data set following, is read as pydicom reads
-    it: by the elements.)"""
+    """A file that ends inside the file meta group its group length (the element at
+    `group_length`) declares is cut short. Of two file meta groups, the last group length is the
+    one that declares where the last group ends. (A group length that is merely wrong, with the
+    data set following, is read as pydicom reads it: by the elements.)"""
     cdef Py_ssize_t declared_end
-    if implicit or end - start < 12 or src.tag_at(start, True) != 0x00020000:
+    if implicit or group_length < 0 or end - group_length < 12:
         return 0
-    if src.buf[start + 4] != b'U' or src.buf[start + 5] != b'L' or src.u16(start + 6, True) != 4:
+    if (src.buf[group_length + 4] != b'U' or src.buf[group_length + 5] != b'L'
+            or src.u16(group_length + 6, True) != 4):
         return 0
-    declared_end = start + 12 + src.u32(start + 8, True)
+    declared_end = group_length + 12 + src.u32(group_length + 8, True)
     if end < declared_end and not src.have(end + 1):
-        walker.fail("truncated", f"the file meta group declares {declared_end - start - 12} bytes "
-                    f"but the file ends at byte {end}", end)
+        walker.fail("truncated", f"the file meta group declares {declared_end - group_length - 12} "
+                    f"bytes but the file ends at byte {end}", end)
     return 0
 
 
-cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t start, Py_ssize_t end,
+cdef inline int value_size(unsigned char b0, unsigned char b1) noexcept:
+    """The bytes of one value of a fixed-size binary VR, 0 for any other VR."""
+    if (b0 == b'U' or b0 == b'S') and b1 == b'S':
+        return 2
+    if (b0 == b'U' or b0 == b'S') and b1 == b'L' or (b0 == b'F' and b1 == b'L') or (
+            b0 == b'A' and b1 == b'T'):
+        return 4
+    if b0 == b'F' and b1 == b'D':
+        return 8
+    return 0
+
+
+cdef bint first_meta_element_suspect(ByteSource src, Py_ssize_t pos, Py_ssize_t end,
                                      bint implicit):
-    """pydicom decodes the first file meta element as it reads the file meta, and fails on an
-    unknown VR or a binary value of the wrong length: such a file is left to pydicom."""
+    """pydicom decodes one file meta element as it reads the file meta (the one at `pos`, see
+    `MetaIndex`), and fails on an unknown VR or a binary value of the wrong length: such a file
+    is left to pydicom."""
     cdef int vi, size
     cdef unsigned char b0, b1
+    cdef unsigned int tag
     cdef Py_ssize_t length
-    if implicit or end - start < 8:
+    if pos < 0 or end - pos < 8:
         return False
-    b0 = src.buf[start + 4]
-    b1 = src.buf[start + 5]
+    tag = src.tag_at(pos, True)
+    b0 = src.buf[pos + 4]
+    b1 = src.buf[pos + 5]
     vi = vr_index(b0, b1)
+    if implicit or (not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(b0, b1)):
+        # read as implicit VR: pydicom decodes it with the dictionary's VR
+        dictionary = vr_of(tag)
+        if dictionary is None or len(dictionary) != 2:
+            return False
+        length = src.u32(pos + 4, True)
+        size = value_size(ord(dictionary[0]), ord(dictionary[1]))
+        return size > 0 and length % size != 0
     if vi < 0 or not VR_KNOWN[vi]:
         return True
-    if src.tag_at(start, True) == 0x00020000 and not (b0 == b'U' and b1 == b'L'):
+    if tag == 0x00020000 and not (b0 == b'U' and b1 == b'L'):
         return True       # pydicom reads the group length as UL whatever its VR says (SQ, ...)
-    length = src.u16(start + 6, True)
-    if b0 == b'U' and b1 == b'N' and end - start >= 12:
+    length = src.u16(pos + 6, True)
+    if b0 == b'U' and b1 == b'N' and end - pos >= 12:
         # pydicom reads a UN of a known tag with the dictionary's VR
-        dictionary = vr_of(src.tag_at(start, True))
+        dictionary = vr_of(tag)
         if dictionary is None or len(dictionary) != 2:
             return False
         b0 = ord(dictionary[0])
         b1 = ord(dictionary[1])
-        length = src.u32(start + 8, True)
+        length = src.u32(pos + 8, True)
     elif VR_LONG[vi]:
         return False      # OB, UT...: any length decodes
-    size = 0
-    if (b0 == b'U' or b0 == b'S') and b1 == b'S':
-        size = 2
-    elif (b0 == b'U' or b0 == b'S') and b1 == b'L' or (b0 == b'F' and b1 == b'L') or (
-            b0 == b'A' and b1 == b'T'):
-        size = 4
-    elif b0 == b'F' and b1 == b'D':
-        size = 8
+    size = value_size(b0, b1)
     return size > 0 and length % size != 0
 
 
 cdef str meta_transfer_syntax(ByteSource src, Py_ssize_t pos, Py_ssize_t end, bint implicit):
-    """The value of (0002,0010) in the file meta bytes [pos, end), or None."""
-    cdef unsigned int tag, length
-    cdef Py_ssize_t header_len
-    cdef int vi
-    while pos + 8 <= end:
-        tag = src.tag_at(pos, True)
-        header_len = 8
-        if implicit:
-            length = src.u32(pos + 4, True)
-        else:
-            vi = vr_index(src.buf[pos + 4], src.buf[pos + 5])
-            if vi >= 0 and VR_KNOWN[vi] and VR_LONG[vi]:
-                length = src.u32(pos + 8, True)
-                header_len = 12
-            elif not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(src.buf[pos + 4],
-                                                                          src.buf[pos + 5]):
-                length = src.u32(pos + 4, True)
-            else:
-                length = src.u16(pos + 6, True)
-        if tag == 0x00020010:
-            raw = src.slice(pos + header_len, pos + header_len + length)
-            return raw.decode("latin-1").strip(" \x00")
-        pos += header_len + length
-    return None
+    """The value of the (0002,0010) element at `pos` (see `MetaIndex`), or None."""
+    cdef unsigned int length
+    cdef Py_ssize_t value
+    if pos < 0:
+        return None
+    value = meta_value_start(src, pos, end, implicit, &length)
+    if value < 0 or value + length > end:
+        return None
+    return src.slice(value, value + length).decode("latin-1").strip(" \x00")
 
 
 def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFFFFFFF,
@@ -820,6 +885,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     cdef Py_ssize_t pos = 0, meta_start, meta_end, command_end, end
     cdef bint meta_implicit, implicit = True, little = True
     cdef ByteSource data
+    cdef MetaIndex meta
 
     src.open(path, checked)
     header.path = path
@@ -848,23 +914,30 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
                                     f"no DICM prefix, and the first bytes are not a DICOM element "
                                     f"({src.slice(0, 8).hex(' ')})", 0)
 
-    # File meta: explicit VR little endian, unless its first element says otherwise.
+    # File meta: explicit VR little endian, unless its first element says otherwise. pydicom
+    # reads every group 0002 element up to the first of another group, so a file meta group
+    # written again after the first (two groups back to back) is read too: for a repeated tag
+    # the last value counts, the transfer syntax's included. Without the DICM prefix nothing
+    # vouches for the bytes, so there the tags must ascend, as the data set's must.
     meta_start = pos
     meta_implicit = walker.looks_implicit(pos, False) if (src.have(pos + 4) and
                                                           src.tag_at(pos, True) >> 16 == 2) else False
-    meta_end = walker.walk_group(pos, 0x0002, meta_implicit, False)
+    meta_end = walker.walk_group(pos, 0x0002, meta_implicit, False, not header.has_preamble)
+    header.meta_ordered = walker.group_ascends
     header.file_source = src
     header.meta_start = meta_start
     header.meta_end = meta_end
-    check_meta_length(walker, src, meta_start, meta_end, meta_implicit)
-    header.meta_suspect = first_meta_element_suspect(src, meta_start, meta_end, meta_implicit)
-    transfer_syntax = meta_transfer_syntax(src, meta_start, meta_end, meta_implicit)
+    meta = index_meta(src, meta_start, meta_end, meta_implicit)
+    check_meta_length(walker, src, meta.group_length, meta_end, meta_implicit)
+    header.meta_suspect = first_meta_element_suspect(src, meta.first_decoded, meta_end,
+                                                     meta_implicit)
+    transfer_syntax = meta_transfer_syntax(src, meta.transfer_syntax, meta_end, meta_implicit)
 
     # Command set: implicit VR little endian, with the same peek.
     pos = meta_end
     command_implicit = walker.looks_implicit(pos, True) if (src.have(pos + 4) and
                                                             src.tag_at(pos, True) >> 16 == 0) else True
-    command_end = walker.walk_group(pos, 0x0000, command_implicit, True)
+    command_end = walker.walk_group(pos, 0x0000, command_implicit, True, True)
     header.command_end = command_end
     pos = command_end
     header.dataset_offset = pos
