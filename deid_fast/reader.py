@@ -18,7 +18,7 @@ from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, 
 from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
-from deid_fast.decode import (count_fallback, decoded, read_file_meta, read_header,
+from deid_fast.decode import (count_fallback, decoded, read_header,
                               undecodable)
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
@@ -28,7 +28,6 @@ logger = logging.getLogger("deid_fast")
 DEFAULT_MAX_DEPTH = 128
 ENGINES = ("native", "pydicom")
 _ERRORS = ("warn", "raise")
-_EMPTY = Dataset()
 
 def _options(skip, expand_sequences, include_private, include_file_meta, delimiter, select=None):
     return Options(expand_sequences=expand_sequences, skip=skip, include_private=include_private,
@@ -129,14 +128,6 @@ class Job:
         self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
 
 
-def _ids_from_file_meta(header, name, job, texts):
-    """R3: ids absent from the top level are looked up in the file meta."""
-    file_meta = decoded(name, lambda: read_file_meta(header), header)
-    return [text if text is not None else
-            decoded(name, lambda: _id_text(_lookup(None, file_meta, keyword)), header)
-            for keyword, text in zip(job.ids, texts)]
-
-
 def read_fields(source, name, job, checked=False):
     """The fields of one path or Dataset (the header only), and the R3 texts of the job's id
     keywords; raises InvalidDicomError. The native engine hands what it does not handle to
@@ -169,16 +160,7 @@ def _read(source, name, job, checked):
         except Exception as exc:
             raise undecodable(name, exc) from exc
         else:
-            if job.options.include_file_meta and header.has_file_meta:   # R2: file meta first
-                file_meta = decoded(name, lambda: read_file_meta(header), header)
-                fields = {**decoded(name, lambda: flatten(_EMPTY, file_meta, job.options), header),
-                          **fields}
-            if not job.ids:
-                return fields, []
-            texts = [_id_text(entity), _id_text(item)]
-            if None in texts and header.has_file_meta:
-                texts = _ids_from_file_meta(header, name, job, texts)
-            return fields, texts
+            return fields, ([_id_text(entity), _id_text(item)] if job.ids else [])
     header = limits.scan(name, job.force, job.stop_after, checked)
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
     return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)

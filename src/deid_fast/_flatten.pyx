@@ -459,6 +459,60 @@ cdef class DataSets:
         return charset, encodings_for(charset, value)
 
 
+cdef list group_order(Header header, Py_ssize_t start, Py_ssize_t stop, bint ordered):
+    """The indexes of a group's elements in tag order; of a repeated tag (a file meta group
+    written twice), the last, as pydicom keeps it."""
+    cdef Py_ssize_t i
+    cdef dict last
+    if ordered:
+        return list(range(start, stop))
+    last = {}
+    for i in range(start, stop):
+        last[header.group_tokens[i].tag] = i
+    return [last[tag] for tag in sorted(last)]
+
+
+cdef int add_group_fields(Header header, DataSets data_sets, Options options, dict fields,
+                          Py_ssize_t start, Py_ssize_t stop, bint is_file_meta, bint report,
+                          int charset, list encodings, unsigned int entity_tag,
+                          unsigned int item_tag, list found) except -1:
+    """The fields of the file meta group or the command set (flat groups, little endian, read
+    from the file's bytes) into `fields` when `report`, and the values of the id tags into
+    `found`."""
+    cdef Token* token
+    cdef unsigned int tag
+    cdef unsigned short vr
+    cdef bint corrected, reported, lookup
+    cdef str name
+    cdef Py_ssize_t base = header.meta_start if is_file_meta else header.meta_end
+    cdef frozenset skip = options.skip
+    cdef frozenset select = options.select
+    for i in group_order(header, start, stop, header.meta_ordered or not is_file_meta):
+        token = &header.group_tokens[<Py_ssize_t> i]
+        tag = token.tag
+        lookup = tag == entity_tag or tag == item_tag
+        name = field_name(tag, options.include_private, is_file_meta) if report else None
+        reported = name is not None and name not in skip and (select is None or name in select)
+        if not (reported or lookup):
+            continue
+        try:
+            corrected = False
+            vr = data_sets.vr(token, 0, &corrected)
+            value = decode_element(tag, header.file_source.buf + token.offset, token.length, vr,
+                                   True, charset, encodings, False)
+        except NativeUnsupported:
+            raise
+        except Exception as exc:
+            raise UndecodableElement(((tag, None),), token.offset - base, exc) from exc
+        if tag == entity_tag:
+            found[0] = value
+        if tag == item_tag:
+            found[1] = value
+        if reported and not is_empty(value):
+            PyDict_SetDefault(fields, name, value)
+    return 0
+
+
 cpdef tuple flatten_header(Header header, Options options, dict fields, unsigned int entity_tag,
                            unsigned int item_tag):
     """Add the fields of a scanned header to `fields` natively (SPEC R4-R8); returns
@@ -502,13 +556,9 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef unsigned int tag
     cdef unsigned short vr
     cdef bint lookup, reported, creator, corrected
-    entity = None
-    item = None
 
     if not header.ordered:
         raise NativeUnsupported("tags out of order or repeated")
-    if header.command_end > header.meta_end:
-        raise NativeUnsupported("a command set")
     if header.meta_suspect:
         raise NativeUnsupported("a file meta element pydicom must judge")
     data_sets.tokens = tokens
@@ -516,6 +566,21 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     data_sets.buf = buf
     data_sets.little = little
     data_sets.sequences = open_sequences
+
+    found = [None, None]
+    meta_found = None
+    if options.include_file_meta and header.meta_token_count:     # R2: the file meta first
+        meta_found = [None, None]
+        add_group_fields(header, data_sets, options, fields, 0, header.meta_token_count, True,
+                         True, CHARSET_DEFAULT, encodings, entity_tag, item_tag, meta_found)
+    if header.group_token_count > header.meta_token_count:
+        # the command set: top-level elements of the data set for pydicom, decoded with its
+        # character set
+        ahead = data_sets.charset_ahead(0, charset, encodings)
+        add_group_fields(header, data_sets, options, fields, header.meta_token_count,
+                         header.group_token_count, False, True, ahead[0], ahead[1], entity_tag,
+                         item_tag, found)
+    entity, item = found
 
     while i < n:
         token = &tokens[i]
@@ -628,6 +693,18 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
             open_sequences.pop()
             depth -= 1
         i += 1
+    # R3: an id the top level lacks is looked up in the file meta
+    if ((is_empty(entity) and entity_tag >> 16 == 2) or (is_empty(item) and item_tag >> 16 == 2)) \
+            and header.meta_token_count:
+        if meta_found is None:
+            meta_found = [None, None]
+            add_group_fields(header, data_sets, options, fields, 0, header.meta_token_count,
+                             True, False, CHARSET_DEFAULT, encodings, entity_tag, item_tag,
+                             meta_found)
+        if is_empty(entity):
+            entity = meta_found[0]
+        if is_empty(item):
+            item = meta_found[1]
     return fields, entity, item
 
 

@@ -57,3 +57,6 @@ cdef class Header:
     cdef Py_ssize_t meta_start, meta_end, command_end, data_start
     cdef Token* tokens                  # every element, sequence and item of the data set
     cdef Py_ssize_t token_count
+    cdef Token* group_tokens            # the file meta group's elements (the first
+    cdef Py_ssize_t meta_token_count    # meta_token_count, in file order, offsets in
+    cdef Py_ssize_t group_token_count   # file_source), then the command set's

@@ -295,6 +295,7 @@ cdef class Header:
 
     def __dealloc__(self):
         free(self.tokens)
+        free(self.group_tokens)
 
     @property
     def has_file_meta(self):
@@ -350,10 +351,39 @@ cdef class Walker:
     cdef Py_ssize_t max_elements, element_tokens
     cdef bint unordered
     cdef bint group_ascends       # the tags of the last group `walk_group` walked ascended
+    cdef Token* group_tokens      # the elements of the file meta group, then the command set's
+    cdef Py_ssize_t group_count, group_capacity
 
     def __dealloc__(self):
         free(self.stack)
         free(self.tokens)
+        free(self.group_tokens)
+
+    cdef int emit_group(self, unsigned int tag, unsigned short vr, Py_ssize_t offset,
+                        Py_ssize_t length) except -1:
+        """Append an element of the file meta group or the command set to their own table."""
+        cdef Token* grown
+        cdef Token* token
+        self.element_tokens += 1
+        if self.element_tokens > self.max_elements:
+            self.fail("too-large", f"the header holds more than {self.max_elements} elements "
+                      "and items (max_elements)", offset)
+        if self.group_count == self.group_capacity:
+            self.group_capacity = max(16, 2 * self.group_capacity)
+            grown = <Token*> realloc(self.group_tokens, sizeof(Token) * self.group_capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self.group_tokens = grown
+        token = &self.group_tokens[self.group_count]
+        token.tag = tag
+        token.vr = vr
+        token.kind = T_ELEMENT
+        token.offset = offset
+        token.length = length
+        token.end = -1
+        token.count = 0
+        self.group_count += 1
+        return 0
 
     cdef Py_ssize_t emit(self, unsigned char kind, unsigned int tag, unsigned short vr,
                          Py_ssize_t offset, Py_ssize_t length) except -1:
@@ -447,6 +477,7 @@ cdef class Walker:
         cdef int vi
         cdef Py_ssize_t header_len
         cdef unsigned char b0, b1
+        cdef unsigned short vr_code
         cdef bint have_previous = False
         self.group_ascends = True
         while self.src.have(pos + 8):
@@ -462,6 +493,7 @@ cdef class Walker:
             previous_tag = tag
             have_previous = True
             header_len = 8
+            vr_code = 0         # none in the file: read as implicit VR
             if implicit:
                 length = self.src.u32(pos + 4, True)
             else:
@@ -473,10 +505,12 @@ cdef class Walker:
                         self.fail("truncated", f"element {tag_text(tag)} is cut short", pos)
                     length = self.src.u32(pos + 8, True)
                     header_len = 12
+                    vr_code = (b0 << 8) | b1
                 elif not (vi >= 0 and VR_KNOWN[vi]) and not _in_letter_range(b0, b1):
                     length = self.src.u32(pos + 4, True)
                 else:
                     length = self.src.u16(pos + 6, True)
+                    vr_code = (b0 << 8) | b1
             if length == UNDEFINED:
                 self.fail("undecodable",
                           f"element {tag_text(tag)} of group {group:04X} has an undefined length",
@@ -487,6 +521,7 @@ cdef class Walker:
                           pos)
             if counted and (tag & 0xFFFF) != 0:   # a group length alone is no data
                 self.elements += 1
+            self.emit_group(tag, vr_code, pos + header_len, length)
             pos += header_len + length
         return pos
 
@@ -924,6 +959,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
                                                           src.tag_at(pos, True) >> 16 == 2) else False
     meta_end = walker.walk_group(pos, 0x0002, meta_implicit, False, not header.has_preamble)
     header.meta_ordered = walker.group_ascends
+    header.meta_token_count = walker.group_count
     header.file_source = src
     header.meta_start = meta_start
     header.meta_end = meta_end
@@ -989,9 +1025,12 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     header.header_end = end
     header.element_count = data_walker.elements
     header.ordered = not data_walker.unordered
-    header.tokens = data_walker.tokens          # the header owns the table from here on
+    header.tokens = data_walker.tokens          # the header owns the tables from here on
     header.token_count = data_walker.token_count
     data_walker.tokens = NULL
+    header.group_tokens = walker.group_tokens
+    header.group_token_count = walker.group_count
+    walker.group_tokens = NULL
     if header.element_count == 0:
         raise InvalidDicomError(path, "no-elements", "the file holds no data element", pos)
     return header
