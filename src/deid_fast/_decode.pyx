@@ -89,13 +89,28 @@ cpdef int charset_from_value(object value):
 
 cdef list ENCODINGS = [["iso8859"], ["latin_1"], ["UTF8"]]   # pydicom's names, by code
 
+# pydicom's encodings of each (0008,0005) value seen, computed once per value; cleared when full
+# so that files with ever new (misspelt, say) values cannot grow it without bound
+cdef dict ENCODINGS_SEEN = {}
+cdef Py_ssize_t ENCODINGS_SEEN_MAX = 256
+
 
 cpdef list encodings_for(int charset, object value):
-    """pydicom's Python encodings for a character set (as `read_dataset` derives them)."""
-    if charset == CHARSET_OTHER:
+    """pydicom's Python encodings for a character set (as `read_dataset` derives them). The
+    list is shared between calls: nothing may change it."""
+    cdef list encodings
+    if charset != CHARSET_OTHER:
+        return ENCODINGS[charset]
+    key = tuple(value) if type(value) is list else value
+    encodings = ENCODINGS_SEEN.get(key)
+    if encodings is None:
         use_pydicom()
-        return convert_encodings(value)
-    return ENCODINGS[charset]
+        encodings = convert_encodings(value)
+        if len(ENCODINGS_SEEN) >= ENCODINGS_SEEN_MAX:
+            ENCODINGS_SEEN.clear()
+        ENCODINGS_SEEN[key] = encodings
+    return encodings
+
 
 
 cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
