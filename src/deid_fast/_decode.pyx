@@ -5,15 +5,23 @@ pydicom 3 would give (SPEC R6), without pydicom's per-element Python machinery.
 Each VR family has one function here, mirroring `pydicom.values` (the strip and split rules of
 `convert_string`, `convert_text`, `convert_single_string`, `convert_AE_string`, `convert_UI`,
 `convert_PN`, `convert_DS_string`, `convert_IS_string`, `convert_numbers`, `convert_ATvalue`).
-Text is decoded natively in the default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192
-(UTF-8); in any other character set (ISO 2022 code extensions, GB18030, Greek, Cyrillic...) by
-pydicom's own `decode_bytes`, as pydicom's converters do. Where a value is not plainly well-formed (an odd DS or IS, text that does not decode,
-a length that is no multiple of the value size, a LUT descriptor) the decoder does not guess: it
-sets `delegate` and the caller hands that one element to pydicom's own converter.
+Text is decoded natively in every character set: one codec call per value, straight from the
+buffer, as `pydicom.charset.decode_bytes` does; a value holding ISO 2022 escape sequences is
+decoded fragment by fragment by the same rules as its `_decode_fragment`. Where a value is not
+plainly well-formed (an odd DS or IS, text pydicom would decode with replacement characters, an
+unknown escape sequence, a length that is no multiple of the value size, a LUT descriptor) the
+decoder does not guess: it sets `delegate` and the caller hands that one element to pydicom's own
+converter.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy
+
+cdef extern from "Python.h":
+    # cpython.unicode declares these without const
+    object PyUnicode_Decode(const char* s, Py_ssize_t size, const char* encoding,
+                            const char* errors)
+    const char* PyUnicode_AsUTF8(object unicode) except NULL
 
 cdef extern from "<locale.h>" nogil:
     ctypedef struct __locale_struct
@@ -28,9 +36,8 @@ cdef extern from "<stdlib.h>" nogil:
 # glibc's strtod is correctly rounded, as Python's float() is, so the values are identical.
 cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
 
-from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.charset import CODES_TO_ENCODINGS, convert_encodings, default_encoding, handled_encodings
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
-from pydicom.values import TEXT_VR_DELIMS
 from pydicom.tag import BaseTag
 
 from deid_fast._values cimport to_builtin
@@ -112,26 +119,82 @@ cpdef list encodings_for(int charset, object value):
     return encodings
 
 
+# --- text --------------------------------------------------------------------------------------
+
 
 cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
     return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
 
 
+cdef inline str decode_with(const unsigned char* p, Py_ssize_t n, str encoding):
+    """bytes.decode(encoding) without the bytes (the same codec call)."""
+    return PyUnicode_Decode(<const char*> p, n, PyUnicode_AsUTF8(encoding), NULL)
+
+
+cdef inline bint text_delimiter(unsigned char c) noexcept:
+    # pydicom's TEXT_VR_DELIMS (CR, LF, TAB, FF): they end a code extension in text and,
+    # since convert_PN decodes a whole PN value before splitting it, in person names too
+    return c == 0x0D or c == 0x0A or c == 0x09 or c == 0x0C
+
+
+cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, bint* delegate):
+    """pydicom's _decode_escaped_fragment: `n` bytes from an ESC to the next ESC (or the end)."""
+    cdef Py_ssize_t code_length = 3, i
+    if n >= 3 and p[1] == b'$' and (p[2] == b'(' or p[2] == b')'):
+        code_length = 4
+    encoding = CODES_TO_ENCODINGS.get(
+        PyBytes_FromStringAndSize(<const char*> p, min(code_length, n)), "")
+    if not (encoding in encodings or encoding == default_encoding):
+        delegate[0] = True      # pydicom warns and replaces
+        return None
+    if encoding in handled_encodings:   # Python's codec reads the escape sequence itself
+        return decode_with(p, n, encoding)
+    p += code_length                    # a known code is whole: n >= code_length
+    n -= code_length
+    for i in range(n):
+        if text_delimiter(p[i]):        # back to the first character set from here
+            return decode_with(p, i, encoding) + decode_with(p + i, n - i, encodings[0])
+    return decode_with(p, n, encoding)
+
+
+cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, bint* delegate):
+    """pydicom's decode_bytes of a value holding ESC: the bytes before the first ESC in the
+    first encoding, then each run from an ESC to the next by its escape sequence."""
+    cdef list parts = []
+    cdef const unsigned char* end = p + n
+    cdef const unsigned char* esc = <const unsigned char*> memchr(p, 0x1B, n)
+    cdef const unsigned char* next_esc
+    cdef str part
+    if esc != p:
+        parts.append(decode_with(p, esc - p, encodings[0]))
+    while esc != NULL:
+        next_esc = <const unsigned char*> memchr(esc + 1, 0x1B, end - esc - 1)
+        part = escaped_fragment(esc, (next_esc if next_esc != NULL else end) - esc, encodings,
+                                delegate)
+        if delegate[0]:
+            return None
+        parts.append(part)
+        esc = next_esc
+    return "".join(parts)
+
+
 cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
                         bint* delegate):
-    """Text in the file's character set; sets `delegate` where pydicom would have to replace.
-    Escape sequences (ESC) are pydicom's to interpret, in any character set."""
-    if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
-        use_pydicom()
-        return decode_bytes(PyBytes_FromStringAndSize(<const char*> p, n), encodings,
-                            TEXT_VR_DELIMS)
-    if charset != CHARSET_UTF8:
-        return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
+    """Text in the file's character set, decoded as pydicom's decode_bytes does; sets `delegate`
+    where pydicom would warn (and decode with replacement characters or another encoding)."""
     try:
+        if memchr(p, 0x1B, n) != NULL:
+            return escaped_text(p, n, encodings, delegate)
+        if charset == CHARSET_OTHER:
+            return decode_with(p, n, encodings[0])
+        if charset != CHARSET_UTF8:
+            return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
         return PyUnicode_DecodeUTF8(<const char*> p, n, NULL)
-    except UnicodeDecodeError:
+    except UnicodeError:
         delegate[0] = True
-        return None
+    except LookupError:
+        delegate[0] = True
+    return None
 
 
 cdef inline object single_or_list(list items):
@@ -337,17 +400,16 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         items = [item.rstrip("\x00 ") for item in value.split("\\")]
         return single_or_list(items)
     if vr == VR_PN:
-        if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
-            # pydicom decodes names with escapes component by component
-            delegate[0] = True
-            return None
+        # convert_PN: strip the bytes, decode the whole value, split it on backslashes, and
+        # make each a PersonName, which drops trailing empty component groups (its str)
         while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
             n -= 1
         value = text(p, n, charset, encodings, delegate)
-        if delegate[0] or "=" in value:   # component groups: pydicom's PersonName decides
-            delegate[0] = True
+        if delegate[0]:
             return None
-        return single_or_list(value.split("\\"))
+        if "=" not in value:
+            return single_or_list(value.split("\\"))
+        return single_or_list([name.rstrip("=") for name in value.split("\\")])
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
         value = text(p, n, charset, encodings, delegate)
         if delegate[0]:
