@@ -10,8 +10,8 @@ buffer, as `pydicom.charset.decode_bytes` does; a value holding ISO 2022 escape 
 decoded fragment by fragment by the same rules as its `_decode_fragment`. Where a value is not
 plainly well-formed (an odd DS or IS, text pydicom would decode with replacement characters, an
 unknown escape sequence, a length that is no multiple of the value size, a LUT descriptor) the
-decoder does not guess: it sets `delegate` and the caller hands that one element to pydicom's own
-converter.
+decoder does not guess: the caller hands that one element to pydicom's own converter and counts
+it in `handovers` under a short reason.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
@@ -35,6 +35,8 @@ cdef extern from "<stdlib.h>" nogil:
 # Decimal strings are parsed by the C library in the "C" locale, whatever the process's locale:
 # glibc's strtod is correctly rounded, as Python's float() is, so the values are identical.
 cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
+
+import collections
 
 from pydicom.charset import CODES_TO_ENCODINGS, convert_encodings, default_encoding, handled_encodings
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
@@ -119,6 +121,36 @@ cpdef list encodings_for(int charset, object value):
     return encodings
 
 
+# --- hand-overs --------------------------------------------------------------------------------
+
+# Why an element goes to pydicom's converter: an index into HANDOVER_REASONS. NATIVE (0) from the
+# decoder means it decoded the value; at the hand-over it means decode_element's own rule sent it.
+cdef enum:
+    NATIVE = 0
+    DS_TO_JUDGE
+    IS_TO_JUDGE
+    TEXT_REPLACED
+    NO_CODEC
+    UNKNOWN_ESCAPE
+    LENGTH_NOT_MULTIPLE
+    UNKNOWN_VR
+
+HANDOVER_REASONS = (
+    "LUT descriptor (pydicom corrects its first value)",
+    "DS value pydicom must judge (not a plain decimal)",
+    "IS value pydicom must judge (not a plain integer)",
+    "text pydicom decodes with replacement characters",
+    "text in a character set Python has no text codec for",
+    "unknown escape sequence",
+    "value length not a multiple of its VR's size",
+    "unknown VR",
+)
+
+#: Elements handed to pydicom's converter, by reason (a fixed set of keys: no tag, no file).
+#: `deid_fast.decode.fallbacks` is this Counter, with the files handed over whole.
+handovers = collections.Counter()
+
+
 # --- text --------------------------------------------------------------------------------------
 
 
@@ -137,7 +169,7 @@ cdef inline bint text_delimiter(unsigned char c) noexcept:
     return c == 0x0D or c == 0x0A or c == 0x09 or c == 0x0C
 
 
-cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, bint* delegate):
+cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, int* reason):
     """pydicom's _decode_escaped_fragment: `n` bytes from an ESC to the next ESC (or the end)."""
     cdef Py_ssize_t code_length = 3, i
     if n >= 3 and p[1] == b'$' and (p[2] == b'(' or p[2] == b')'):
@@ -145,7 +177,7 @@ cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, 
     encoding = CODES_TO_ENCODINGS.get(
         PyBytes_FromStringAndSize(<const char*> p, min(code_length, n)), "")
     if not (encoding in encodings or encoding == default_encoding):
-        delegate[0] = True      # pydicom warns and replaces
+        reason[0] = UNKNOWN_ESCAPE      # pydicom warns and replaces
         return None
     if encoding in handled_encodings:   # Python's codec reads the escape sequence itself
         return decode_with(p, n, encoding)
@@ -157,7 +189,7 @@ cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, 
     return decode_with(p, n, encoding)
 
 
-cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, bint* delegate):
+cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, int* reason):
     """pydicom's decode_bytes of a value holding ESC: the bytes before the first ESC in the
     first encoding, then each run from an ESC to the next by its escape sequence."""
     cdef list parts = []
@@ -170,8 +202,8 @@ cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, bint
     while esc != NULL:
         next_esc = <const unsigned char*> memchr(esc + 1, 0x1B, end - esc - 1)
         part = escaped_fragment(esc, (next_esc if next_esc != NULL else end) - esc, encodings,
-                                delegate)
-        if delegate[0]:
+                                reason)
+        if reason[0]:
             return None
         parts.append(part)
         esc = next_esc
@@ -179,21 +211,21 @@ cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, bint
 
 
 cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
-                        bint* delegate):
-    """Text in the file's character set, decoded as pydicom's decode_bytes does; sets `delegate`
+                        int* reason):
+    """Text in the file's character set, decoded as pydicom's decode_bytes does; sets `reason`
     where pydicom would warn (and decode with replacement characters or another encoding)."""
     try:
         if memchr(p, 0x1B, n) != NULL:
-            return escaped_text(p, n, encodings, delegate)
+            return escaped_text(p, n, encodings, reason)
         if charset == CHARSET_OTHER:
             return decode_with(p, n, encodings[0])
         if charset != CHARSET_UTF8:
             return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
         return PyUnicode_DecodeUTF8(<const char*> p, n, NULL)
     except UnicodeError:
-        delegate[0] = True
+        reason[0] = TEXT_REPLACED
     except LookupError:
-        delegate[0] = True
+        reason[0] = NO_CODEC
     return None
 
 
@@ -250,7 +282,7 @@ cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexc
     return i == n
 
 
-cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+cdef object decode_DS(const unsigned char* p, Py_ssize_t n, int* reason):
     """pydicom: multi_string(value.strip(), DS). Values of plain decimals, spaces, backslashes
     and trailing NULs are read straight from the bytes; any other (tabs, commas, nan, empty
     items...) is pydicom's to decide."""
@@ -267,7 +299,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     for i in range(start, n):
         if not (b'0' <= p[i] <= b'9' or p[i] == b'.' or p[i] == b'+' or p[i] == b'-'
                 or p[i] == b'e' or p[i] == b'E' or p[i] == 32 or p[i] == 92):
-            delegate[0] = True
+            reason[0] = DS_TO_JUDGE
             return None
     while True:
         stop = start
@@ -280,7 +312,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
         while end > i and p[end - 1] == 32:
             end -= 1
         if end - i >= 63 or not plain_decimal_bytes(p + i, end - i):
-            delegate[0] = True
+            reason[0] = DS_TO_JUDGE
             return None
         memcpy(number, p + i, end - i)
         number[end - i] = 0
@@ -291,7 +323,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     return single_or_list(numbers)
 
 
-cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+cdef object decode_IS(const unsigned char* p, Py_ssize_t n, int* reason):
     # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str
     cdef str value = latin1(p, n).rstrip(" \x00")
     cdef list items, numbers
@@ -301,7 +333,7 @@ cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     numbers = []
     for item in items:
         if not plain_integer(item):
-            delegate[0] = True
+            reason[0] = IS_TO_JUDGE
             return None
         numbers.append(int(item))
     return single_or_list(numbers)
@@ -359,21 +391,21 @@ cdef inline int number_size(unsigned short vr) noexcept:
 
 
 cdef object decode_numbers(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
-                           bint* delegate):
+                           int* reason):
     cdef int size = number_size(vr)
     cdef Py_ssize_t i
     if n % size:
-        delegate[0] = True      # pydicom raises: the caller reports it
+        reason[0] = LENGTH_NOT_MULTIPLE      # pydicom raises: the caller reports it
         return None
     if n == size:
         return number(p, vr, little)
     return [number(p + i, vr, little) for i in range(0, n, size)]
 
 
-cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* delegate):
+cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, int* reason):
     cdef Py_ssize_t i
     if n % 4:
-        delegate[0] = True
+        reason[0] = LENGTH_NOT_MULTIPLE
         return None
     tags = [(<unsigned int> load(p + i, 2, little) << 16) | <unsigned int> load(p + i + 2, 2, little)
             for i in range(0, n, 4)]
@@ -384,8 +416,8 @@ cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* d
 
 
 cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
-                         int charset, list encodings, bint* delegate):
-    """The builtin value of `n` bytes at `p` of VR `vr`; sets `delegate` when unsure."""
+                         int charset, list encodings, int* reason):
+    """The builtin value of `n` bytes at `p` of VR `vr`; sets `reason` when unsure."""
     cdef object value
     cdef list items
     if vr == VR_CS or vr == VR_DA or vr == VR_TM or vr == VR_DT or vr == VR_AS:
@@ -394,8 +426,8 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         return single_or_list([item.strip() for item in
                                latin1(p, n).rstrip("\x00 ").split("\\")])
     if vr == VR_SH or vr == VR_LO or vr == VR_UC:
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0]:
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
         items = [item.rstrip("\x00 ") for item in value.split("\\")]
         return single_or_list(items)
@@ -404,24 +436,24 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         # make each a PersonName, which drops trailing empty component groups (its str)
         while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
             n -= 1
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0]:
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
         if "=" not in value:
             return single_or_list(value.split("\\"))
         return single_or_list([name.rstrip("=") for name in value.split("\\")])
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0]:
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
         return value.rstrip("\x00 ")
     if vr == VR_US or vr == VR_SS or vr == VR_UL or vr == VR_SL or vr == VR_FL or vr == VR_FD \
             or vr == VR_UV or vr == VR_SV:
-        return decode_numbers(p, n, vr, little, delegate)
+        return decode_numbers(p, n, vr, little, reason)
     if vr == VR_DS:
-        return decode_DS(p, n, delegate)
+        return decode_DS(p, n, reason)
     if vr == VR_IS:
-        return decode_IS(p, n, delegate)
+        return decode_IS(p, n, reason)
     if vr == VR_OB or vr == VR_OW or vr == VR_UN or vr == VR_OD or vr == VR_OF or vr == VR_OL \
             or vr == VR_OV:
         return PyBytes_FromStringAndSize(<const char*> p, n)
@@ -431,8 +463,8 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     if vr == VR_UR:
         return latin1(p, n).rstrip()
     if vr == VR_AT:
-        return decode_AT(p, n, little, delegate)
-    delegate[0] = True
+        return decode_AT(p, n, little, reason)
+    reason[0] = UNKNOWN_VR
     return None
 
 
@@ -442,12 +474,14 @@ cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t 
     converter (which may raise: the caller turns that into an undecodable file)."""
     cdef bint delegate = tag in LUT_DESCRIPTOR_TAGS
     cdef object value
+    cdef int reason = NATIVE
     if n == 0 and vr in KNOWN_VRS:
         return None          # empty (R5); an unknown VR goes to pydicom, which refuses it
     if not delegate:
-        value = decode_value(p, n, vr, little, charset, encodings, &delegate)
-        if not delegate:
+        value = decode_value(p, n, vr, little, charset, encodings, &reason)
+        if reason == NATIVE:
             return value
+    handovers[HANDOVER_REASONS[reason]] += 1
     use_pydicom()
     raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
                          PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)
