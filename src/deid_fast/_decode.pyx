@@ -160,6 +160,10 @@ cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
 
 cdef inline str decode_with(const unsigned char* p, Py_ssize_t n, str encoding):
     """bytes.decode(encoding) without the bytes (the same codec call)."""
+    if encoding == "iso8859" or encoding == "latin_1":
+        # Python's Latin-1 codec under pydicom's names, without the codec registry's lookup
+        # (which PyUnicode_Decode skips only for names spelt as it expects: "latin-1", ...)
+        return latin1(p, n)
     return PyUnicode_Decode(<const char*> p, n, PyUnicode_AsUTF8(encoding), NULL)
 
 
