@@ -185,7 +185,8 @@ cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, 
         return None
     if encoding in handled_encodings:   # Python's codec reads the escape sequence itself
         return decode_with(p, n, encoding)
-    p += code_length                    # a known code is whole: n >= code_length
+    code_length = min(code_length, n)   # as pydicom's slice would (a known code is whole)
+    p += code_length
     n -= code_length
     for i in range(n):
         if text_delimiter(p[i]):        # back to the first character set from here
