@@ -114,6 +114,32 @@ def native_and_reference(path):
 GREEK_ESCAPE = b"\x1b-F"
 
 
+def test_pydicom_resets_code_extensions_where_the_decoder_does():
+    """The decoder's text_delimiter is pydicom's TEXT_VR_DELIMS, which convert_text,
+    convert_single_string and convert_PN all pass to decode_bytes."""
+    from pydicom.values import TEXT_VR_DELIMS
+    assert TEXT_VR_DELIMS == {0x0D, 0x0A, 0x09, 0x0C}
+
+
+@pytest.mark.parametrize("value, expected, handovers", [
+    (b"\x1b-F\xe1\t\xe1", "\u03b1\t\xe1", 0),        # TAB: back to the first set
+    (b"x\x1b-F\xe1\x1b-A\xe1", "x\u03b1\xe1", 0),     # each escape its own set
+    (b"\x1b(Babc", "abc", 0),                         # ASCII is always allowed
+    (b"\x1b-F", "", 0),                                # an escape alone
+    # pydicom decodes what follows an escape it cannot use with the first set (Latin-1 here)
+    (b"ab\x1b$Bcd", "ab\x1b$Bcd", 1),                # ISO 2022 IR 87: not declared
+    (b"ab\x1b(Zcd", "ab\x1b(Zcd", 1),                # no such escape
+    (b"ab\x1b", "ab\x1b", 1),                        # a cut one
+])
+def test_escape_sequences(tmp_path, value, expected, handovers):
+    path = write(tmp_path, "escapes", ["ISO 2022 IR 100", "ISO 2022 IR 126"],
+                 el(0x00104000, "LT", value))
+    native, reference, counted = native_and_reference(path)
+    assert counted == handovers
+    assert_same(native, reference)
+    assert native.get("PatientComments", "") == expected   # an empty value is not reported
+
+
 def test_person_names_use_the_text_delimiters(tmp_path):
     """convert_PN decodes a whole PN value with the text delimiters (CR, LF, TAB, FF): '^' and
     '=' do not end a code extension when reading (PersonName's own PN delimiters would)."""
@@ -153,6 +179,31 @@ def test_japanese_person_name_with_escapes_in_each_group(tmp_path):
     assert handovers == 0
     assert_same(native, reference)
     assert native["PatientName"] == "Yamada^Tarou=山田^太郎=やまだ^たろう"
+
+
+@pytest.mark.parametrize("value", [
+    b"Yamada^Tarou=" + "山田^太郎".encode("iso2022_jp"),
+    b"Yamada^Tarou==",            # trailing empty groups are dropped before pydicom re-encodes
+    b"Yamada\\",                  # an empty name has no components
+])
+def test_names_pydicom_re_encodes_under_ir_87_first_are_native(tmp_path, value):
+    path = write(tmp_path, "jp_first", ["ISO 2022 IR 87", "ISO 2022 IR 6"],
+                 el(0x00100010, "PN", value))
+    native, reference, handovers = native_and_reference(path)
+    assert handovers == 0
+    assert_same(native, reference)
+    assert isinstance(native, dict)
+
+
+@pytest.mark.parametrize("value", [b"^Tarou", b"Yamada^", b"Yamada^^Tarou", b"=Yamada",
+                                   b"Yamada==Tarou", b"A\\B^"])
+def test_names_pydicom_fails_to_re_encode_under_ir_87_first_are_rejected(tmp_path, value):
+    """pydicom's encoder for ISO 2022 IR 87 fails on an empty component (IndexError)."""
+    path = write(tmp_path, "jp_first", ["ISO 2022 IR 87", "ISO 2022 IR 6"],
+                 el(0x00100010, "PN", value))
+    native, reference, handovers = native_and_reference(path)
+    assert handovers == 1
+    assert native == reference == ("rejected", "undecodable")
 
 
 def test_encodings_are_computed_once_per_character_set_value(monkeypatch):
@@ -206,12 +257,14 @@ REASON_CASES = {
         ("ISO_IR 192", el(0x00080080, "LO", b"J\xe9r\xf4me")),
     "text in a character set Python has no text codec for":
         ("rot13", el(0x00080080, "LO", b"abcd")),
-    "unknown escape sequence":
+    "unknown or undeclared escape sequence":
         ("ISO_IR 100", el(0x00080080, "LO", b"ab\x1b$Bcd")),
     "value length not a multiple of its VR's size":
         ("ISO_IR 100", el(0x00289001, "UL", b"\x01\x00\x00\x00\x02\x00")),
     "unknown VR":
         ("ISO_IR 100", struct.pack("<HH", 0x0008, 0x1010) + b"ZZ" + struct.pack("<H", 4) + b"abcd"),
+    "person name with an empty component pydicom fails to re-encode":
+        (["ISO 2022 IR 87", "ISO 2022 IR 6"], el(0x00100010, "PN", b"Yamada^^Tarou")),
 }
 
 
@@ -245,7 +298,8 @@ charsets = st.one_of(
     st.sampled_from(SINGLE_BYTE + STAND_ALONE + ISO_2022 + ODD),
     st.builds(lambda first, rest: [first] + rest,
               st.sampled_from(["", "ISO 2022 IR 6", "ISO 2022 IR 100", "ISO 2022 IR 13",
-                               "ISO 2022 IR 126", "ISO_IR 192"]),
+                               "ISO 2022 IR 126", "ISO 2022 IR 87", "ISO 2022 IR 159",
+                               "ISO_IR 192"]),
               st.lists(st.sampled_from(ISO_2022 + STAND_ALONE), min_size=1, max_size=3)),
 )
 
@@ -281,11 +335,29 @@ def text_values(draw, charset):
     token = st.one_of(
         st.text(alphabet="ABCxyz019 .-", min_size=1, max_size=5).map(str.encode),
         st.sampled_from(DELIMITERS),
+        st.sampled_from(DELIMITERS),
         st.sampled_from(ESCAPES),
         st.binary(min_size=1, max_size=3),
         *([st.sampled_from(pieces)] * 3 if pieces else []),
     )
     return b"".join(draw(st.lists(token, max_size=10)))
+
+
+@st.composite
+def person_names(draw, charset):
+    """Well-formed names: backslash-separated, of '='-separated groups of '^'-separated components
+    (empty ones too), each plain ASCII or characters of the character set."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codecs = convert_encodings(charset)
+    pieces = [piece for codec in codecs for piece in encoded_pieces(codec)]
+    component = st.one_of(st.just(b""), st.sampled_from([b"Yamada", b"Tarou", b"A"]),
+                          *([st.sampled_from(pieces)] if pieces else []))
+
+    def joined(separator, parts, max_size):
+        return st.lists(parts, min_size=1, max_size=max_size).map(separator.join)
+
+    return draw(joined(b"\\", joined(b"=", joined(b"^", component, 5), 4), 3))
 
 
 # (tag, VR) of each text VR, each charset dependent
@@ -297,8 +369,8 @@ DECODE_WARNINGS = ("Failed to decode byte string", "unknown escape sequence")
 @st.composite
 def text_files(draw):
     charset = draw(charsets)
-    values = {tag: draw(text_values(charset)) for tag, _ in TEXT_ELEMENTS
-              if draw(st.booleans()) or tag == 0x00100010}
+    values = {tag: draw(text_values(charset)) for tag, _ in TEXT_ELEMENTS if draw(st.booleans())}
+    values[0x00100010] = draw(st.one_of(text_values(charset), person_names(charset)))
     return charset, values
 
 
@@ -329,7 +401,9 @@ def scratch(tmp_path_factory):
     return tmp_path_factory.mktemp("random_text")
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# at least 400 examples; more under a longer profile (--hypothesis-profile=thorough)
+@settings(max_examples=max(400, settings.default.max_examples), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(text_files())
 def test_random_text_in_any_charset_equals_pydicom(scratch, case):
     charset, values = case

@@ -9,9 +9,9 @@ Text is decoded natively in every character set: one codec call per value, strai
 buffer, as `pydicom.charset.decode_bytes` does; a value holding ISO 2022 escape sequences is
 decoded fragment by fragment by the same rules as its `_decode_fragment`. Where a value is not
 plainly well-formed (an odd DS or IS, text pydicom would decode with replacement characters, an
-unknown escape sequence, a length that is no multiple of the value size, a LUT descriptor) the
-decoder does not guess: the caller hands that one element to pydicom's own converter and counts
-it in `handovers` under a short reason.
+unknown escape sequence, a person name pydicom fails on, a length that is no multiple of the value
+size, a LUT descriptor) the decoder does not guess: the caller hands that one element to pydicom's
+own converter and counts it in `handovers` under a short reason.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
@@ -38,7 +38,8 @@ cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
 
 import collections
 
-from pydicom.charset import CODES_TO_ENCODINGS, convert_encodings, default_encoding, handled_encodings
+from pydicom.charset import (CODES_TO_ENCODINGS, convert_encodings, custom_encoders,
+                             default_encoding, handled_encodings)
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.tag import BaseTag
 
@@ -134,6 +135,7 @@ cdef enum:
     UNKNOWN_ESCAPE
     LENGTH_NOT_MULTIPLE
     UNKNOWN_VR
+    NAME_NOT_REENCODABLE
 
 HANDOVER_REASONS = (
     "LUT descriptor (pydicom corrects its first value)",
@@ -141,9 +143,10 @@ HANDOVER_REASONS = (
     "IS value pydicom must judge (not a plain integer)",
     "text pydicom decodes with replacement characters",
     "text in a character set Python has no text codec for",
-    "unknown escape sequence",
+    "unknown or undeclared escape sequence",
     "value length not a multiple of its VR's size",
     "unknown VR",
+    "person name with an empty component pydicom fails to re-encode",
 )
 
 #: Elements handed to pydicom's converter, by reason (a fixed set of keys: no tag, no file).
@@ -232,6 +235,32 @@ cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list 
     except LookupError:
         reason[0] = NO_CODEC
     return None
+
+
+def _fails_on_empty_text(encode):
+    try:
+        encode("")
+    except Exception:
+        return True
+    return False
+
+
+# convert_PN re-encodes each name it reads (PersonName.encode), component by component, with the
+# first encoding first: pydicom's own encoders for these (ISO 2022 IR 87 and IR 159 as the first
+# character set) fail on an empty component (an IndexError), so pydicom rejects such a name
+cdef frozenset FIRST_ENCODINGS_FAILING_ON_EMPTY = frozenset(
+    name for name, encode in custom_encoders.items() if _fails_on_empty_text(encode))
+
+
+cdef bint has_empty_component(str name):
+    """Whether PersonName's encode meets an empty component of a name (its trailing empty
+    groups already dropped): an empty group, or a leading, trailing or doubled '^'."""
+    if not name:
+        return False      # no groups at all
+    for group in name.split("="):
+        if "" in group.split("^"):
+            return True
+    return False
 
 
 cdef inline object single_or_list(list items):
@@ -444,9 +473,15 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         value = text(p, n, charset, encodings, reason)
         if reason[0]:
             return None
-        if "=" not in value:
-            return single_or_list(value.split("\\"))
-        return single_or_list([name.rstrip("=") for name in value.split("\\")])
+        items = value.split("\\")
+        if "=" in value:
+            items = [name.rstrip("=") for name in items]
+        if encodings[0] in FIRST_ENCODINGS_FAILING_ON_EMPTY:
+            for name in items:
+                if has_empty_component(name):
+                    reason[0] = NAME_NOT_REENCODABLE
+                    return None
+        return single_or_list(items)
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
         value = text(p, n, charset, encodings, reason)
         if reason[0]:
