@@ -6,7 +6,6 @@ reads them with its default settings whatever the caller set in `pydicom.config`
 its warnings about odd values are logged at DEBUG instead of reaching the user (R9): see
 `deid_fast.session`, which `decoded` arms.
 """
-import collections
 import io
 import logging
 
@@ -18,14 +17,17 @@ from pydicom.filereader import (
     read_dataset,
 )
 
+from deid_fast._decode import handovers
 from deid_fast._flatten import NativeUnsupported, UndecodableElement
 from deid_fast.errors import InvalidDicomError
 from deid_fast.session import use_pydicom
 
 logger = logging.getLogger("deid_fast")
 
-#: Files the native engine handed to the pydicom engine, by reason (the benchmarks print it).
-fallbacks = collections.Counter()
+#: What the native engine handed to pydicom, by reason (the benchmarks print it): elements it
+#: sent to pydicom's converter (counted by the decoder, whose Counter this is) and whole files
+#: it handed to the pydicom engine (`count_fallback`).
+fallbacks = handovers
 
 
 def count_fallback(name, reason):

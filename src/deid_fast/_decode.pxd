@@ -2,7 +2,7 @@ cdef enum:
     CHARSET_DEFAULT = 0
     CHARSET_LATIN1 = 1
     CHARSET_UTF8 = 2
-    CHARSET_OTHER = 3    # any other: text decoded by pydicom's decode_bytes
+    CHARSET_OTHER = 3    # any other: text decoded by its Python codec, as pydicom's decode_bytes does
 
 cpdef unsigned short vr_from_name(str vr)
 cpdef bint charset_dependent(unsigned short vr)

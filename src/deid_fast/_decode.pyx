@@ -5,15 +5,23 @@ pydicom 3 would give (SPEC R6), without pydicom's per-element Python machinery.
 Each VR family has one function here, mirroring `pydicom.values` (the strip and split rules of
 `convert_string`, `convert_text`, `convert_single_string`, `convert_AE_string`, `convert_UI`,
 `convert_PN`, `convert_DS_string`, `convert_IS_string`, `convert_numbers`, `convert_ATvalue`).
-Text is decoded natively in the default repertoire, ISO_IR 100 (Latin-1) and ISO_IR 192
-(UTF-8); in any other character set (ISO 2022 code extensions, GB18030, Greek, Cyrillic...) by
-pydicom's own `decode_bytes`, as pydicom's converters do. Where a value is not plainly well-formed (an odd DS or IS, text that does not decode,
-a length that is no multiple of the value size, a LUT descriptor) the decoder does not guess: it
-sets `delegate` and the caller hands that one element to pydicom's own converter.
+Text is decoded natively in every character set: one codec call per value, straight from the
+buffer, as `pydicom.charset.decode_bytes` does; a value holding ISO 2022 escape sequences is
+decoded fragment by fragment by the same rules as its `_decode_fragment`. Where a value is not
+plainly well-formed (an odd DS or IS, text pydicom would decode with replacement characters, an
+unknown escape sequence, a person name pydicom fails on, a length that is no multiple of the value
+size) the decoder does not guess: the caller hands that one element to pydicom's
+own converter and counts it in `handovers` under a short reason.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcpy
+
+cdef extern from "Python.h":
+    # cpython.unicode declares these without const
+    object PyUnicode_Decode(const char* s, Py_ssize_t size, const char* encoding,
+                            const char* errors)
+    const char* PyUnicode_AsUTF8(object unicode) except NULL
 
 cdef extern from "<locale.h>" nogil:
     ctypedef struct __locale_struct
@@ -28,9 +36,11 @@ cdef extern from "<stdlib.h>" nogil:
 # glibc's strtod is correctly rounded, as Python's float() is, so the values are identical.
 cdef locale_t C_NUMERIC = newlocale(LC_NUMERIC_MASK, "C", NULL)
 
-from pydicom.charset import convert_encodings, decode_bytes
+import collections
+
+from pydicom.charset import (CODES_TO_ENCODINGS, convert_encodings, custom_encoders,
+                             default_encoding, handled_encodings)
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
-from pydicom.values import TEXT_VR_DELIMS
 from pydicom.tag import BaseTag
 
 from deid_fast._values cimport to_builtin
@@ -86,34 +96,167 @@ cpdef int charset_from_value(object value):
 
 cdef list ENCODINGS = [["iso8859"], ["latin_1"], ["UTF8"]]   # pydicom's names, by code
 
+# pydicom's encodings of each (0008,0005) value seen, computed once per value; cleared when full
+# so that files with ever new (misspelt, say) values cannot grow it without bound
+cdef dict ENCODINGS_SEEN = {}
+cdef Py_ssize_t ENCODINGS_SEEN_MAX = 256
+
 
 cpdef list encodings_for(int charset, object value):
-    """pydicom's Python encodings for a character set (as `read_dataset` derives them)."""
-    if charset == CHARSET_OTHER:
+    """pydicom's Python encodings for a character set (as `read_dataset` derives them). The
+    list is shared between calls: nothing may change it."""
+    cdef list encodings
+    if charset != CHARSET_OTHER:
+        return ENCODINGS[charset]
+    key = tuple(value) if type(value) is list else value
+    encodings = ENCODINGS_SEEN.get(key)
+    if encodings is None:
         use_pydicom()
-        return convert_encodings(value)
-    return ENCODINGS[charset]
+        encodings = convert_encodings(value)
+        if len(ENCODINGS_SEEN) >= ENCODINGS_SEEN_MAX:
+            ENCODINGS_SEEN.clear()
+        ENCODINGS_SEEN[key] = encodings
+    return encodings
+
+
+# --- hand-overs --------------------------------------------------------------------------------
+
+# Why an element goes to pydicom's converter: an index into HANDOVER_REASONS (NATIVE: it did not).
+cdef enum:
+    NATIVE = 0
+    DS_TO_JUDGE
+    IS_TO_JUDGE
+    TEXT_REPLACED
+    NO_CODEC
+    UNKNOWN_ESCAPE
+    LENGTH_NOT_MULTIPLE
+    UNKNOWN_VR
+    NAME_NOT_REENCODABLE
+
+HANDOVER_REASONS = (
+    None,
+    "DS value pydicom must judge (not a plain decimal)",
+    "IS value pydicom must judge (not a plain integer)",
+    "text pydicom decodes with replacement characters",
+    "text in a character set Python has no text codec for",
+    "unknown or undeclared escape sequence",
+    "value length not a multiple of its VR's size",
+    "unknown VR",
+    "person name with an empty component pydicom fails to re-encode",
+)
+
+#: Elements handed to pydicom's converter, by reason (a fixed set of keys: no tag, no file).
+#: `deid_fast.decode.fallbacks` is this Counter, with the files handed over whole.
+handovers = collections.Counter()
+
+
+# --- text --------------------------------------------------------------------------------------
 
 
 cdef inline str latin1(const unsigned char* p, Py_ssize_t n):
     return PyUnicode_DecodeLatin1(<const char*> p, n, NULL)
 
 
-cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
-                        bint* delegate):
-    """Text in the file's character set; sets `delegate` where pydicom would have to replace.
-    Escape sequences (ESC) are pydicom's to interpret, in any character set."""
-    if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
-        use_pydicom()
-        return decode_bytes(PyBytes_FromStringAndSize(<const char*> p, n), encodings,
-                            TEXT_VR_DELIMS)
-    if charset != CHARSET_UTF8:
-        return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
-    try:
-        return PyUnicode_DecodeUTF8(<const char*> p, n, NULL)
-    except UnicodeDecodeError:
-        delegate[0] = True
+cdef inline str decode_with(const unsigned char* p, Py_ssize_t n, str encoding):
+    """bytes.decode(encoding) without the bytes (the same codec call)."""
+    if encoding == "iso8859" or encoding == "latin_1":
+        # Python's Latin-1 codec under pydicom's names, without the codec registry's lookup
+        # (which PyUnicode_Decode skips only for names spelt as it expects: "latin-1", ...)
+        return latin1(p, n)
+    return PyUnicode_Decode(<const char*> p, n, PyUnicode_AsUTF8(encoding), NULL)
+
+
+cdef inline bint text_delimiter(unsigned char c) noexcept:
+    # pydicom's TEXT_VR_DELIMS (CR, LF, TAB, FF): they end a code extension in text and,
+    # since convert_PN decodes a whole PN value before splitting it, in person names too
+    return c == 0x0D or c == 0x0A or c == 0x09 or c == 0x0C
+
+
+cdef str escaped_fragment(const unsigned char* p, Py_ssize_t n, list encodings, int* reason):
+    """pydicom's _decode_escaped_fragment: `n` bytes from an ESC to the next ESC (or the end)."""
+    cdef Py_ssize_t code_length = 3, i
+    if n >= 3 and p[1] == b'$' and (p[2] == b'(' or p[2] == b')'):
+        code_length = 4
+    encoding = CODES_TO_ENCODINGS.get(
+        PyBytes_FromStringAndSize(<const char*> p, min(code_length, n)), "")
+    if not (encoding in encodings or encoding == default_encoding):
+        reason[0] = UNKNOWN_ESCAPE      # pydicom warns and replaces
         return None
+    if encoding in handled_encodings:   # Python's codec reads the escape sequence itself
+        return decode_with(p, n, encoding)
+    code_length = min(code_length, n)   # as pydicom's slice would (a known code is whole)
+    p += code_length
+    n -= code_length
+    for i in range(n):
+        if text_delimiter(p[i]):        # back to the first character set from here
+            return decode_with(p, i, encoding) + decode_with(p + i, n - i, encodings[0])
+    return decode_with(p, n, encoding)
+
+
+cdef str escaped_text(const unsigned char* p, Py_ssize_t n, list encodings, int* reason):
+    """pydicom's decode_bytes of a value holding ESC: the bytes before the first ESC in the
+    first encoding, then each run from an ESC to the next by its escape sequence."""
+    cdef list parts = []
+    cdef const unsigned char* end = p + n
+    cdef const unsigned char* esc = <const unsigned char*> memchr(p, 0x1B, n)
+    cdef const unsigned char* next_esc
+    cdef str part
+    if esc != p:
+        parts.append(decode_with(p, esc - p, encodings[0]))
+    while esc != NULL:
+        next_esc = <const unsigned char*> memchr(esc + 1, 0x1B, end - esc - 1)
+        part = escaped_fragment(esc, (next_esc if next_esc != NULL else end) - esc, encodings,
+                                reason)
+        if reason[0]:
+            return None
+        parts.append(part)
+        esc = next_esc
+    return "".join(parts)
+
+
+cdef inline object text(const unsigned char* p, Py_ssize_t n, int charset, list encodings,
+                        int* reason):
+    """Text in the file's character set, decoded as pydicom's decode_bytes does; sets `reason`
+    where pydicom would warn (and decode with replacement characters or another encoding)."""
+    try:
+        if memchr(p, 0x1B, n) != NULL:
+            return escaped_text(p, n, encodings, reason)
+        if charset == CHARSET_OTHER:
+            return decode_with(p, n, encodings[0])
+        if charset != CHARSET_UTF8:
+            return latin1(p, n)          # pydicom's default repertoire decodes as iso8859 too
+        return PyUnicode_DecodeUTF8(<const char*> p, n, NULL)
+    except UnicodeError:
+        reason[0] = TEXT_REPLACED
+    except LookupError:
+        reason[0] = NO_CODEC
+    return None
+
+
+def _fails_on_empty_text(encode):
+    try:
+        encode("")
+    except Exception:
+        return True
+    return False
+
+
+# convert_PN re-encodes each name it reads (PersonName.encode), component by component, with the
+# first encoding first: pydicom's own encoders for these (ISO 2022 IR 87 and IR 159 as the first
+# character set) fail on an empty component (an IndexError), so pydicom rejects such a name
+cdef frozenset FIRST_ENCODINGS_FAILING_ON_EMPTY = frozenset(
+    name for name, encode in custom_encoders.items() if _fails_on_empty_text(encode))
+
+
+cdef bint has_empty_component(str name):
+    """Whether PersonName's encode meets an empty component of a name (its trailing empty
+    groups already dropped): an empty group, or a leading, trailing or doubled '^'."""
+    if not name:
+        return False      # no groups at all
+    for group in name.split("="):
+        if "" in group.split("^"):
+            return True
+    return False
 
 
 cdef inline object single_or_list(list items):
@@ -169,7 +312,7 @@ cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexc
     return i == n
 
 
-cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+cdef object decode_DS(const unsigned char* p, Py_ssize_t n, int* reason):
     """pydicom: multi_string(value.strip(), DS). Values of plain decimals, spaces, backslashes
     and trailing NULs are read straight from the bytes; any other (tabs, commas, nan, empty
     items...) is pydicom's to decide."""
@@ -186,7 +329,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     for i in range(start, n):
         if not (b'0' <= p[i] <= b'9' or p[i] == b'.' or p[i] == b'+' or p[i] == b'-'
                 or p[i] == b'e' or p[i] == b'E' or p[i] == 32 or p[i] == 92):
-            delegate[0] = True
+            reason[0] = DS_TO_JUDGE
             return None
     while True:
         stop = start
@@ -199,7 +342,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
         while end > i and p[end - 1] == 32:
             end -= 1
         if end - i >= 63 or not plain_decimal_bytes(p + i, end - i):
-            delegate[0] = True
+            reason[0] = DS_TO_JUDGE
             return None
         memcpy(number, p + i, end - i)
         number[end - i] = 0
@@ -210,7 +353,7 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     return single_or_list(numbers)
 
 
-cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
+cdef object decode_IS(const unsigned char* p, Py_ssize_t n, int* reason):
     # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str
     cdef str value = latin1(p, n).rstrip(" \x00")
     cdef list items, numbers
@@ -220,7 +363,7 @@ cdef object decode_IS(const unsigned char* p, Py_ssize_t n, bint* delegate):
     numbers = []
     for item in items:
         if not plain_integer(item):
-            delegate[0] = True
+            reason[0] = IS_TO_JUDGE
             return None
         numbers.append(int(item))
     return single_or_list(numbers)
@@ -278,21 +421,21 @@ cdef inline int number_size(unsigned short vr) noexcept:
 
 
 cdef object decode_numbers(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
-                           bint* delegate):
+                           int* reason):
     cdef int size = number_size(vr)
     cdef Py_ssize_t i
     if n % size:
-        delegate[0] = True      # pydicom raises: the caller reports it
+        reason[0] = LENGTH_NOT_MULTIPLE      # pydicom raises: the caller reports it
         return None
     if n == size:
         return number(p, vr, little)
     return [number(p + i, vr, little) for i in range(0, n, size)]
 
 
-cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* delegate):
+cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, int* reason):
     cdef Py_ssize_t i
     if n % 4:
-        delegate[0] = True
+        reason[0] = LENGTH_NOT_MULTIPLE
         return None
     tags = [(<unsigned int> load(p + i, 2, little) << 16) | <unsigned int> load(p + i + 2, 2, little)
             for i in range(0, n, 4)]
@@ -303,8 +446,8 @@ cdef object decode_AT(const unsigned char* p, Py_ssize_t n, bint little, bint* d
 
 
 cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr, bint little,
-                         int charset, list encodings, bint* delegate):
-    """The builtin value of `n` bytes at `p` of VR `vr`; sets `delegate` when unsure."""
+                         int charset, list encodings, int* reason):
+    """The builtin value of `n` bytes at `p` of VR `vr`; sets `reason` when unsure."""
     cdef object value
     cdef list items
     if vr == VR_CS or vr == VR_DA or vr == VR_TM or vr == VR_DT or vr == VR_AS:
@@ -313,35 +456,40 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
         return single_or_list([item.strip() for item in
                                latin1(p, n).rstrip("\x00 ").split("\\")])
     if vr == VR_SH or vr == VR_LO or vr == VR_UC:
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0]:
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
         items = [item.rstrip("\x00 ") for item in value.split("\\")]
         return single_or_list(items)
     if vr == VR_PN:
-        if charset == CHARSET_OTHER or memchr(p, 0x1B, n) != NULL:
-            # pydicom decodes names with escapes component by component
-            delegate[0] = True
-            return None
+        # convert_PN: strip the bytes, decode the whole value, split it on backslashes, and
+        # make each a PersonName, which drops trailing empty component groups (its str)
         while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
             n -= 1
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0] or "=" in value:   # component groups: pydicom's PersonName decides
-            delegate[0] = True
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
-        return single_or_list(value.split("\\"))
+        items = value.split("\\")
+        if "=" in value:
+            items = [name.rstrip("=") for name in items]
+        if encodings[0] in FIRST_ENCODINGS_FAILING_ON_EMPTY:
+            for name in items:
+                if has_empty_component(name):
+                    reason[0] = NAME_NOT_REENCODABLE
+                    return None
+        return single_or_list(items)
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
-        value = text(p, n, charset, encodings, delegate)
-        if delegate[0]:
+        value = text(p, n, charset, encodings, reason)
+        if reason[0]:
             return None
         return value.rstrip("\x00 ")
     if vr == VR_US or vr == VR_SS or vr == VR_UL or vr == VR_SL or vr == VR_FL or vr == VR_FD \
             or vr == VR_UV or vr == VR_SV:
-        return decode_numbers(p, n, vr, little, delegate)
+        return decode_numbers(p, n, vr, little, reason)
     if vr == VR_DS:
-        return decode_DS(p, n, delegate)
+        return decode_DS(p, n, reason)
     if vr == VR_IS:
-        return decode_IS(p, n, delegate)
+        return decode_IS(p, n, reason)
     if vr == VR_OB or vr == VR_OW or vr == VR_UN or vr == VR_OD or vr == VR_OF or vr == VR_OL \
             or vr == VR_OV:
         return PyBytes_FromStringAndSize(<const char*> p, n)
@@ -351,8 +499,8 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     if vr == VR_UR:
         return latin1(p, n).rstrip()
     if vr == VR_AT:
-        return decode_AT(p, n, little, delegate)
-    delegate[0] = True
+        return decode_AT(p, n, little, reason)
+    reason[0] = UNKNOWN_VR
     return None
 
 
@@ -364,17 +512,18 @@ cdef object decode_element(unsigned int tag, const unsigned char* p, Py_ssize_t 
     `lut_descriptor`: apply pydicom's LUT Descriptor fix (`hooks.raw_element_value` adds 65536
     to a negative first value of a multi-value), as pydicom does for an element whose VR was
     not corrected after conversion."""
-    cdef bint delegate = False
     cdef object value
+    cdef int reason = NATIVE
     if n == 0 and vr in KNOWN_VRS:
         return None          # empty (R5); an unknown VR goes to pydicom, which refuses it
-    value = decode_value(p, n, vr, little, charset, encodings, &delegate)
-    if not delegate:
+    value = decode_value(p, n, vr, little, charset, encodings, &reason)
+    if reason == NATIVE:
         if lut_descriptor and type(value) is list:
             first = value[0]
             if (type(first) is int or type(first) is float) and first < 0:
                 value[0] = first + 65536
         return value
+    handovers[HANDOVER_REASONS[reason]] += 1
     use_pydicom()
     raw = RawDataElement(BaseTag(tag), chr(vr >> 8) + chr(vr & 0xFF), n,
                          PyBytes_FromStringAndSize(<const char*> p, n), 0, False, little)
