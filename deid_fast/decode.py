@@ -30,10 +30,11 @@ logger = logging.getLogger("deid_fast")
 fallbacks = handovers
 
 
-def count_fallback(name, reason):
-    fallbacks[reason] += 1
+def count_fallback(name, unsupported):
+    """Count a file the native engine hands to pydicom (`NativeUnsupported`) under its reason."""
+    fallbacks[unsupported.reason] += 1
     if logger.isEnabledFor(logging.DEBUG):
-        logger.debug("native engine hands %s to pydicom: %s", name, reason)
+        logger.debug("native engine hands %s to pydicom: %s", name, unsupported)
 
 
 def read_file_meta(header):

@@ -152,7 +152,7 @@ def _read(source, name, job, checked):
                 name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
                 limits.max_elements, job.options, job.id_tags[0], job.id_tags[1], checked)
         except NativeUnsupported as exc:
-            count_fallback(name, str(exc))
+            count_fallback(name, exc)
         except (InvalidDicomError, MemoryError):
             raise                               # MemoryError: see read_fields
         except UndecodableElement as exc:

@@ -166,7 +166,36 @@ cpdef dict flatten(object dataset, object file_meta, Options options):
 
 
 class NativeUnsupported(Exception):
-    """The native path does not handle this file (the reason says why); the pydicom engine does."""
+    """The native path does not handle this file; the pydicom engine does. `reason` is one of a
+    few fixed texts (the hand-over counter's key: no tag, no file name), `tag` the element at
+    issue, when there is one."""
+
+    def __init__(self, reason, tag=None):
+        self.reason = reason
+        super().__init__(reason if tag is None else f"{reason}: element {tag_text(tag)}")
+
+
+# Why the native path hands a whole file to the pydicom engine: a fixed set of reasons (the
+# hand-over counter's keys), each a case where pydicom consults what the element table does not
+# settle, or judges malformed input with its own rules.
+DEPENDENCY_IS_SEQUENCE = "an element another element's VR depends on is a sequence"
+DEPENDENCY_IS_TEXT = "an element another element's VR depends on is text"
+SEQUENCE_READ_AS_VALUE = "an element that is a sequence by the dictionary was read as a value"
+PRIVATE_SEQUENCE_OR_UNKNOWN_VR = ("a private element whose VR by pydicom's private dictionary is "
+                                  "a sequence or unknown")
+UN_BY_BITS_ALLOCATED = "an explicit UN whose VR pydicom derives from a BitsAllocated value"
+LUT_DATA_WITHOUT_DESCRIPTOR = "LUT Data whose LUT Descriptor pydicom cannot read the first value of"
+US_OR_SS_UNRESOLVED = ("a 'US or SS' element beside Pixel Data without a Pixel Representation, "
+                       "which pydicom fails to resolve")
+PIXEL_REPRESENTATION_IS_SEQUENCE = "a Pixel Representation that is a sequence"
+CHARSET_TO_JUDGE = "a Specific Character Set pydicom must judge"
+OUT_OF_ORDER = "tags out of order or repeated"
+FILE_META_TO_JUDGE = "a file meta element pydicom must judge"
+FILE_HANDOVER_REASONS = (
+    DEPENDENCY_IS_SEQUENCE, DEPENDENCY_IS_TEXT, SEQUENCE_READ_AS_VALUE,
+    PRIVATE_SEQUENCE_OR_UNKNOWN_VR, UN_BY_BITS_ALLOCATED, LUT_DATA_WITHOUT_DESCRIPTOR,
+    US_OR_SS_UNRESOLVED, PIXEL_REPRESENTATION_IS_SEQUENCE, CHARSET_TO_JUDGE, OUT_OF_ORDER,
+    FILE_META_TO_JUDGE)
 
 
 cdef inline unsigned short vr_code(str name):
@@ -312,12 +341,12 @@ cdef class DataSets:
         cdef bint corrected = False
         cdef unsigned short vr
         if token.kind != T_ELEMENT:
-            raise NativeUnsupported(f"element {tag_text(token.tag)}, which another element's VR "
-                                    "depends on, is a sequence")
+            raise NativeUnsupported(DEPENDENCY_IS_SEQUENCE,
+                                    token.tag)
         vr = self.vr(token, level, &corrected)
         if charset_dependent(vr):
-            raise NativeUnsupported(f"element {tag_text(token.tag)}, which another element's VR "
-                                    "depends on, is text")
+            raise NativeUnsupported(DEPENDENCY_IS_TEXT,
+                                    token.tag)
         return decode_element(token.tag, self.buf + token.offset, token.length, vr, self.little,
                               CHARSET_DEFAULT, DEFAULT_ENCODINGS,
                               not corrected and is_lut_descriptor(token.tag))
@@ -339,8 +368,7 @@ cdef class DataSets:
             return UN   # unknown public tags have no keyword: never reported
         vr = vr_from_name(name)
         if vr == SQ:
-            raise NativeUnsupported(f"element {tag_text(tag)} is a sequence by the dictionary "
-                                    "but was read as a value")
+            raise NativeUnsupported(SEQUENCE_READ_AS_VALUE, tag)
         if vr != 0:
             return vr
         corrected[0] = True
@@ -365,8 +393,7 @@ cdef class DataSets:
             return OB          # no correction applies to a private tag: pydicom keeps the bytes
         vr = vr_from_name(name)
         if vr == SQ or vr not in KNOWN_VRS:
-            raise NativeUnsupported(f"private element {tag_text(tag)} has VR {name!r} by "
-                                    "pydicom's private dictionary")
+            raise NativeUnsupported(PRIVATE_SEQUENCE_OR_UNKNOWN_VR, tag)
         return vr
 
     cdef unsigned short ambiguous_vr(self, Token* token, str name, int level) except? 0:
@@ -376,8 +403,7 @@ cdef class DataSets:
         cdef Py_ssize_t i
         if name == "OB or OW":
             if token.vr == UN and tag in OB_OR_OW_BY_BITS_ALLOCATED:
-                raise NativeUnsupported(f"element {tag_text(tag)} is an explicit UN whose VR "
-                                        "pydicom derives from a BitsAllocated value")
+                raise NativeUnsupported(UN_BY_BITS_ALLOCATED, tag)
             return OB      # OB, OW or left ambiguous: the value is the bytes either way
         if name == "US or SS" and tag in US_OR_SS_BY_PIXEL_REPRESENTATION:
             return US if self.unsigned_pixels(level) else SS
@@ -385,8 +411,7 @@ cdef class DataSets:
             i = self.find(level, LUT_DESCRIPTOR)
             descriptor = self.value_at(i, level) if i >= 0 else None
             if type(descriptor) is not list:    # pydicom fails to index it
-                raise NativeUnsupported(f"element {tag_text(tag)} has a LUT Descriptor "
-                                        "pydicom cannot read its first value from")
+                raise NativeUnsupported(LUT_DATA_WITHOUT_DESCRIPTOR, tag)
             return US if descriptor[0] == 1 else OW
         return OB          # an ambiguous VR pydicom does not correct: the value stays bytes
 
@@ -403,8 +428,7 @@ cdef class DataSets:
         if i >= 0:
             return False       # present but empty: pydicom compares None with 0
         if self.find(level, PIXEL_DATA) >= 0:
-            raise NativeUnsupported("a 'US or SS' element beside Pixel Data without a Pixel "
-                                    "Representation, which pydicom fails to resolve")
+            raise NativeUnsupported(US_OR_SS_UNRESOLVED)
         return True
 
     cdef object inherited_representation(self, int level):
@@ -432,7 +456,7 @@ cdef class DataSets:
         if i >= 0:
             token = &self.tokens[i]
             if token.kind != T_ELEMENT:
-                raise NativeUnsupported("a Pixel Representation that is a sequence")
+                raise NativeUnsupported(PIXEL_REPRESENTATION_IS_SEQUENCE)
             if token.length > 0:
                 return 1 if memchr(self.buf + token.offset, 1, token.length) != NULL else 0
         i = self.find(level - 1, PIXEL_REPRESENTATION)
@@ -452,7 +476,7 @@ cdef class DataSets:
             return charset, encodings
         token = &self.tokens[i]
         if token.kind != T_ELEMENT or self.vr(token, level, &corrected) != CS:
-            raise NativeUnsupported("a Specific Character Set pydicom must judge")
+            raise NativeUnsupported(CHARSET_TO_JUDGE)
         value = decode_element(token.tag, self.buf + token.offset, token.length, CS, self.little,
                                CHARSET_DEFAULT, DEFAULT_ENCODINGS, False)
         charset = charset_from_value(value)
@@ -558,9 +582,9 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
     cdef bint lookup, reported, creator, corrected
 
     if not header.ordered:
-        raise NativeUnsupported("tags out of order or repeated")
+        raise NativeUnsupported(OUT_OF_ORDER)
     if header.meta_suspect:
-        raise NativeUnsupported("a file meta element pydicom must judge")
+        raise NativeUnsupported(FILE_META_TO_JUDGE)
     data_sets.tokens = tokens
     data_sets.token_count = n
     data_sets.buf = buf
@@ -626,7 +650,7 @@ cdef tuple _flatten_header(Header header, Options options, dict fields, unsigned
                 data_sets.note_creator(depth, tag, value)
             if tag == 0x00080005:    # for this data set and what it holds (pydicom's
                 if vr != CS:             # parent_encoding); pydicom fails on a PN, say
-                    raise NativeUnsupported(f"Specific Character Set with VR {chr(vr >> 8)}{chr(vr & 0xFF)}")
+                    raise NativeUnsupported(CHARSET_TO_JUDGE, tag)
                 charset = charset_from_value(value)
                 try:
                     encodings = encodings_for(charset, value)
