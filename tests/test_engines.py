@@ -97,8 +97,8 @@ def test_native_fallback_is_counted_and_logged(generated, caplog):
 
 
 def test_other_character_sets_are_read_natively():
-    """Code extensions and other repertoires (in an item too): text decoded by pydicom's
-    decode_bytes inside the native walk, no hand-over."""
+    """Code extensions and other repertoires (in an item too): text decoded natively by
+    pydicom's rules, no hand-over."""
     files = [p for p in SHIPPED if os.path.basename(p) in ("chrH31.dcm", "chrGreek.dcm",
                                                            "chrRuss.dcm", "chrX1.dcm",
                                                            "chrSQEncoding.dcm")]
