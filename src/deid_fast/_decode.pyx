@@ -259,6 +259,28 @@ cdef bint has_empty_component(str name):
     return False
 
 
+cdef inline Py_ssize_t trimmed(const unsigned char* p, Py_ssize_t n) noexcept:
+    """`n` without trailing NULs and spaces: `.rstrip(" \\x00")` on the bytes, which equals it on
+    the text where every byte is a character or a UTF-8 code unit (NUL and space are never part
+    of a multi-byte one)."""
+    while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
+        n -= 1
+    return n
+
+
+cdef inline bint latin1_whitespace(unsigned char c) noexcept:
+    """What `str.strip()` removes, in the Latin-1 range."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31 or c == 0x85 or c == 0xA0
+
+
+cdef inline bint plain_text(const unsigned char* p, Py_ssize_t n, int charset) noexcept:
+    """Whether trimming and splitting the bytes equals doing it on the text: not where a
+    multi-byte character may hold a 0x5C or 0x20 byte (GB18030, ISO 2022...), nor where escape
+    sequences switch the set."""
+    return ((charset == CHARSET_DEFAULT or charset == CHARSET_LATIN1 or charset == CHARSET_UTF8)
+            and memchr(p, 0x1B, n) == NULL)
+
+
 cdef inline object single_or_list(list items):
     return items[0] if len(items) == 1 else items
 
@@ -353,8 +375,36 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, int* reason):
     return single_or_list(numbers)
 
 
+cdef object plain_integer_bytes(const unsigned char* p, Py_ssize_t n):
+    """The int of [+-]digits with surrounding spaces, else None. At most 15 digits: a float holds
+    those exactly, and pydicom's IS gives a float (ISfloat) for an integer a float does not."""
+    cdef Py_ssize_t i = 0
+    cdef long long number = 0
+    cdef bint negative = False
+    while i < n and p[i] == 32:
+        i += 1
+    while n > i and p[n - 1] == 32:
+        n -= 1
+    if i < n and (p[i] == b'+' or p[i] == b'-'):
+        negative = p[i] == b'-'
+        i += 1
+    if i == n or n - i > 15:
+        return None
+    while i < n:
+        if not (b'0' <= p[i] <= b'9'):
+            return None
+        number = number * 10 + (p[i] - 48)
+        i += 1
+    return -number if negative else number
+
+
 cdef object decode_IS(const unsigned char* p, Py_ssize_t n, int* reason):
     # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str
+    cdef Py_ssize_t end = trimmed(p, n)
+    if end > 0 and memchr(p, 92, end) == NULL:
+        number = plain_integer_bytes(p, end)
+        if number is not None:
+            return number
     cdef str value = latin1(p, n).rstrip(" \x00")
     cdef list items, numbers
     if not value:
@@ -365,7 +415,11 @@ cdef object decode_IS(const unsigned char* p, Py_ssize_t n, int* reason):
         if not plain_integer(item):
             reason[0] = IS_TO_JUDGE
             return None
-        numbers.append(int(item))
+        number = int(item)
+        if number != float(item):      # beyond a float's exact integers: pydicom's ISfloat
+            reason[0] = IS_TO_JUDGE
+            return None
+        numbers.append(number)
     return single_or_list(numbers)
 
 
@@ -450,12 +504,27 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     """The builtin value of `n` bytes at `p` of VR `vr`; sets `reason` when unsure."""
     cdef object value
     cdef list items
+    cdef Py_ssize_t start
+    # One value (no backslash), the usual case: trimmed on the bytes, one str made.
+    cdef bint single = memchr(p, 92, n) == NULL
     if vr == VR_CS or vr == VR_DA or vr == VR_TM or vr == VR_DT or vr == VR_AS:
+        if single:
+            return latin1(p, trimmed(p, n))
         return single_or_list(latin1(p, n).rstrip(" \x00").split("\\"))
     if vr == VR_UI:      # convert_UI, then UID() strips each item's whitespace
+        if single:
+            n = trimmed(p, n)
+            start = 0
+            while start < n and latin1_whitespace(p[start]):
+                start += 1
+            while n > start and latin1_whitespace(p[n - 1]):
+                n -= 1
+            return latin1(p + start, n - start)
         return single_or_list([item.strip() for item in
                                latin1(p, n).rstrip("\x00 ").split("\\")])
     if vr == VR_SH or vr == VR_LO or vr == VR_UC:
+        if single and plain_text(p, n, charset):
+            return text(p, trimmed(p, n), charset, encodings, reason)
         value = text(p, n, charset, encodings, reason)
         if reason[0]:
             return None
@@ -479,6 +548,8 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
                     return None
         return single_or_list(items)
     if vr == VR_ST or vr == VR_LT or vr == VR_UT:
+        if plain_text(p, n, charset):
+            return text(p, trimmed(p, n), charset, encodings, reason)
         value = text(p, n, charset, encodings, reason)
         if reason[0]:
             return None
