@@ -14,7 +14,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
-                                read_native)
+                                options_key, read_native)
 from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
@@ -177,23 +177,11 @@ _FIELDS_JOBS = {}
 _FIELDS_JOBS_BOUND = 64
 
 
-_PLAIN_TYPES = frozenset({bool, int, str, type(None)})
-
-
 def fields_job(*settings):
     """The checked Job of `get_fields`' options (`skip_fields, expand_sequences,
     include_private, include_file_meta, delimiter, max_depth, engine, fields,
-    max_header_bytes, max_elements, force`), made once per distinct set. The types are part of
-    the key: `max_depth=True` must not find the job checked for `max_depth=1`."""
-    kinds = tuple(map(type, settings))
-    if _PLAIN_TYPES.issuperset(kinds):          # the usual call: no lists of names
-        key = (kinds, settings)
-    else:
-        values = tuple(tuple(value) if type(value) is list else value for value in settings)
-        key = (tuple(map(type, values)), values) if all(
-            type(value) in _PLAIN_TYPES or (
-                type(value) is tuple and all(type(item) is str for item in value))
-            for value in values) else None
+    max_header_bytes, max_elements, force`), made once per distinct set (see `options_key`)."""
+    key = options_key(settings)
     job = _FIELDS_JOBS.get(key) if key is not None else None
     if job is None:
         job = _fields_job(*settings)

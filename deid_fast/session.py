@@ -16,6 +16,8 @@ import warnings
 
 from pydicom import config as pydicom_config
 
+from deid_fast._session import PydicomSession, set_arming, use_pydicom  # noqa: F401 (API)
+
 logger = logging.getLogger("deid_fast")
 
 # pydicom's defaults for everything that changes how a header is read or what a value becomes.
@@ -101,51 +103,17 @@ def pydicom_messages_to_debug():
         pydicom_logger.setLevel(level)
 
 
-
-class _State(threading.local):
-    """Per thread: how many sessions are open, and the armed settings, if any."""
-
-    def __init__(self):
-        self.depth = 0
-        self.armed = None       # the ExitStack of the armed context managers
-        self.flush = None
-
-
-_state = _State()
-
-
-class PydicomSession:
-    """The reading of one API call (or one chunk of a bulk run): `use_pydicom()` arms
-    pydicom's settings and message capture on the first call into pydicom, and they stay armed
-    until the outermost session ends. `flush(name)` logs the messages collected for a file."""
-
-    __slots__ = ()
-
-    def __enter__(self):
-        _state.depth += 1
-        return self
-
-    def __exit__(self, *exc):
-        state = _state
-        state.depth -= 1
-        if state.depth == 0 and state.armed is not None:
-            armed, state.armed, state.flush = state.armed, None, None
-            armed.close()
-        return False
-
-    @staticmethod
-    def flush(name):
-        flush = _state.flush
-        if flush is not None:
-            flush(name)
-
-
-def use_pydicom():
-    """Call before calling into pydicom: within a session, arms pydicom's default settings and
-    the capture of its messages (once per session)."""
-    state = _state
-    if state.armed is None and state.depth:
-        armed = contextlib.ExitStack()
+def _arm():
+    """pydicom's default settings and the capture of its messages, entered: (the ExitStack that
+    leaves them, the function that logs a file's messages)."""
+    armed = contextlib.ExitStack()
+    try:
         armed.enter_context(pydicom_defaults())
-        state.flush = armed.enter_context(pydicom_messages_to_debug())
-        state.armed = armed
+        flush = armed.enter_context(pydicom_messages_to_debug())
+    except BaseException:
+        armed.close()
+        raise
+    return armed, flush
+
+
+set_arming(_arm)

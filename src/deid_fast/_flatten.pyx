@@ -65,6 +65,35 @@ cdef class Options:
         self.delimiter = delimiter
 
 
+def options_key(tuple settings):
+    """The key a call's options are cached under (its checked Job), or None when they cannot be
+    (a type other than bool, int, str, None, or a list or tuple of str). Lists become tuples, so
+    a list changed after a call makes a new key; which values are bool is part of the key, as
+    `True == 1` would otherwise find the Job checked for 1 (and `max_depth=True` must fail).
+    Compiled: it runs on every `get_fields` call."""
+    cdef Py_ssize_t i, n = len(settings)
+    cdef unsigned long long bools = 0
+    cdef list converted = None
+    if n > 64:
+        return None
+    for i in range(n):
+        value = settings[i]
+        kind = type(value)
+        if kind is bool:
+            bools |= 1ULL << i
+        elif kind is list or kind is tuple:
+            for item in value:
+                if type(item) is not str:
+                    return None
+            if kind is list:
+                if converted is None:
+                    converted = list(settings)
+                converted[i] = tuple(value)
+        elif not (kind is int or kind is str or value is None):
+            return None
+    return (bools, settings if converted is None else tuple(converted))
+
+
 class UndecodableElement(Exception):
     """pydicom could not decode an element: where it is (its top-level element's tag and value
     offset, and the path of sequence items down to it) and why."""
