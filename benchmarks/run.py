@@ -352,9 +352,11 @@ def is_named(reason: str, named=None) -> bool:
 
 def fallback_note(counts, n_files: int) -> str:
     if counts is None:
-        return "fallbacks: not counted (no deid_fast.decode.fallbacks)"
+        return "hand-overs: not counted (no deid_fast.decode.fallbacks)"
     total = sum(counts.values())
-    return f"fallbacks: {total} of {n_files} files" + (" (reasons below)" if total else "")
+    # a hand-over is a whole file or a single element (deid_fast.decode.fallbacks counts both)
+    return (f"hand-overs to pydicom: {total} over {n_files} files"
+            + (" (reasons below)" if total else ""))
 
 
 # --------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def group(records, job):
     """`{entity: {item: fields}}` of `records` (R3): skipped ones left out, the later of two
     files with the same (entity, item) wins with a WARNING, items in input order."""
     debug = logger.isEnabledFor(logging.DEBUG)
+    warn = logger.isEnabledFor(logging.WARNING)
     entity_id, item_id = job.ids
     lookup = {}
     origin = {}  # (entity, item) -> the file it came from
@@ -122,9 +123,10 @@ def group(records, job):
                          os.path.basename(name))
         items = lookup.setdefault(entity, {})
         if item in items:
-            logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
-                           path_text(name), entity_id, entity, item_id, item,
-                           path_text(origin[entity, item]))
+            if warn:    # (the names are escaped only for a line that is written)
+                logger.warning("%s has the same %s %r and %s %r as %s: the later file wins",
+                               path_text(name), entity_id, entity, item_id, item,
+                               path_text(origin[entity, item]))
             del items[item]  # the item takes the position of the file that wins
         items[item] = record.fields
         origin[entity, item] = name
