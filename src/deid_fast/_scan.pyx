@@ -336,6 +336,30 @@ cdef class Header:
         return rows
 
 
+cdef Token* next_token(Token** table, Py_ssize_t* count, Py_ssize_t* capacity) except NULL:
+    """A new slot at the end of a growable token table (its capacity doubles)."""
+    cdef Token* grown
+    if count[0] == capacity[0]:
+        capacity[0] = max(64, 2 * capacity[0])
+        grown = <Token*> realloc(table[0], sizeof(Token) * capacity[0])
+        if grown == NULL:
+            raise MemoryError()
+        table[0] = grown
+    count[0] += 1
+    return &table[0][count[0] - 1]
+
+
+cdef inline void set_token(Token* token, unsigned char kind, unsigned int tag, unsigned short vr,
+                           Py_ssize_t offset, Py_ssize_t length) noexcept:
+    token.tag = tag
+    token.vr = vr
+    token.kind = kind
+    token.offset = offset
+    token.length = length
+    token.end = -1
+    token.count = 0
+
+
 @cython.no_gc   # holds no reference that could lead back to it
 cdef class Walker:
     cdef ByteSource src
@@ -359,57 +383,28 @@ cdef class Walker:
         free(self.tokens)
         free(self.group_tokens)
 
-    cdef int emit_group(self, unsigned int tag, unsigned short vr, Py_ssize_t offset,
-                        Py_ssize_t length) except -1:
-        """Append an element of the file meta group or the command set to their own table."""
-        cdef Token* grown
-        cdef Token* token
+    cdef int count_element(self, Py_ssize_t offset) except -1:
         self.element_tokens += 1
         if self.element_tokens > self.max_elements:
             self.fail("too-large", f"the header holds more than {self.max_elements} elements "
                       "and items (max_elements)", offset)
-        if self.group_count == self.group_capacity:
-            self.group_capacity = max(16, 2 * self.group_capacity)
-            grown = <Token*> realloc(self.group_tokens, sizeof(Token) * self.group_capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self.group_tokens = grown
-        token = &self.group_tokens[self.group_count]
-        token.tag = tag
-        token.vr = vr
-        token.kind = T_ELEMENT
-        token.offset = offset
-        token.length = length
-        token.end = -1
-        token.count = 0
-        self.group_count += 1
+        return 0
+
+    cdef int emit_group(self, unsigned int tag, unsigned short vr, Py_ssize_t offset,
+                        Py_ssize_t length) except -1:
+        """Append an element of the file meta group or the command set to their own table."""
+        self.count_element(offset)
+        set_token(next_token(&self.group_tokens, &self.group_count, &self.group_capacity),
+                  T_ELEMENT, tag, vr, offset, length)
         return 0
 
     cdef Py_ssize_t emit(self, unsigned char kind, unsigned int tag, unsigned short vr,
                          Py_ssize_t offset, Py_ssize_t length) except -1:
         """Append a token to the table; returns its index."""
-        cdef Token* grown
-        cdef Token* token
         if kind == T_ELEMENT or kind == T_SEQUENCE or kind == T_ITEM:
-            self.element_tokens += 1
-            if self.element_tokens > self.max_elements:
-                self.fail("too-large", f"the header holds more than {self.max_elements} elements "
-                          "and items (max_elements)", offset)
-        if self.token_count == self.token_capacity:
-            self.token_capacity = max(64, 2 * self.token_capacity)
-            grown = <Token*> realloc(self.tokens, sizeof(Token) * self.token_capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self.tokens = grown
-        token = &self.tokens[self.token_count]
-        token.tag = tag
-        token.vr = vr
-        token.kind = kind
-        token.offset = offset
-        token.length = length
-        token.end = -1
-        token.count = 0
-        self.token_count += 1
+            self.count_element(offset)
+        set_token(next_token(&self.tokens, &self.token_count, &self.token_capacity),
+                  kind, tag, vr, offset, length)
         return self.token_count - 1
 
     cdef int pop(self) except -1:
