@@ -236,3 +236,14 @@ def test_shipped_ambiguous_files_are_not_handed_over():
     for path in files:
         assert_same(*read_both(path, include_private=True))
     assert sum(decode.fallbacks.values()) == before
+
+
+def test_a_dictionary_vr_pydicom_cannot_decode_is_pydicom_s_to_reject(tmp_path):
+    """A stray sequence delimiter at the top level of an implicit VR data set has the dictionary
+    VR 'NONE', which pydicom has no converter for: handed over, rejected as pydicom rejects it
+    (found by the byte-flip mutation test)."""
+    path = _file(str(tmp_path), {0xFFFEE0DD: b""})
+    before = decode.fallbacks[_flatten.VR_PYDICOM_CANNOT_DECODE]
+    native, reference = read_both(path)
+    assert native == reference == ("rejected", "undecodable")
+    assert decode.fallbacks[_flatten.VR_PYDICOM_CANNOT_DECODE] == before + 1

@@ -220,11 +220,12 @@ PIXEL_REPRESENTATION_IS_SEQUENCE = "a Pixel Representation that is a sequence"
 CHARSET_TO_JUDGE = "a Specific Character Set pydicom must judge"
 OUT_OF_ORDER = "tags out of order or repeated"
 FILE_META_TO_JUDGE = "a file meta element pydicom must judge"
+VR_PYDICOM_CANNOT_DECODE = "an element whose dictionary VR pydicom has no converter for"
 FILE_HANDOVER_REASONS = (
     DEPENDENCY_IS_SEQUENCE, DEPENDENCY_IS_TEXT, SEQUENCE_READ_AS_VALUE,
     PRIVATE_SEQUENCE_OR_UNKNOWN_VR, UN_BY_BITS_ALLOCATED, LUT_DATA_WITHOUT_DESCRIPTOR,
     US_OR_SS_UNRESOLVED, PIXEL_REPRESENTATION_IS_SEQUENCE, CHARSET_TO_JUDGE, OUT_OF_ORDER,
-    FILE_META_TO_JUDGE)
+    FILE_META_TO_JUDGE, VR_PYDICOM_CANNOT_DECODE)
 
 
 cdef inline unsigned short vr_code(str name):
@@ -400,6 +401,8 @@ cdef class DataSets:
             raise NativeUnsupported(SEQUENCE_READ_AS_VALUE, tag)
         if vr != 0:
             return vr
+        if name not in AMBIGUOUS_NAMES:     # 'NONE' of the item delimiters: pydicom raises
+            raise NativeUnsupported(VR_PYDICOM_CANNOT_DECODE, tag)
         corrected[0] = True
         return self.ambiguous_vr(token, name, level)
 
