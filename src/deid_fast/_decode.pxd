@@ -5,6 +5,7 @@ cdef enum:
     CHARSET_OTHER = 3    # any other: text decoded by its Python codec, as pydicom's decode_bytes does
 
 cpdef unsigned short vr_from_name(str vr)
+cpdef bint known_vr(unsigned short vr)
 cpdef bint charset_dependent(unsigned short vr)
 cpdef int charset_from_value(object value)
 cpdef list encodings_for(int charset, object value)

@@ -76,6 +76,11 @@ cpdef bint charset_dependent(unsigned short vr):
             or vr == VR_UT or vr == VR_PN)
 
 
+cpdef bint known_vr(unsigned short vr):
+    """Whether pydicom has a converter for a VR (its two bytes)."""
+    return vr in KNOWN_VRS
+
+
 cpdef unsigned short vr_from_name(str vr):
     """The code of a two-letter VR name; 0 for anything else (an ambiguous 'US or SS', say)."""
     if vr is None or len(vr) != 2:
@@ -288,24 +293,6 @@ cdef inline object single_or_list(list items):
 # --- numbers written as text -----------------------------------------------------------------
 
 
-cdef bint plain_integer(str item):
-    """[+-]digits with surrounding spaces."""
-    cdef Py_ssize_t i = 0, n = len(item)
-    while i < n and item[i] == u' ':
-        i += 1
-    while n > i and item[n - 1] == u' ':
-        n -= 1
-    if i < n and (item[i] == u'+' or item[i] == u'-'):
-        i += 1
-    if i == n:
-        return False
-    while i < n:
-        if not (u'0' <= item[i] <= u'9'):
-            return False
-        i += 1
-    return True
-
-
 cdef inline bint plain_decimal_bytes(const unsigned char* p, Py_ssize_t n) noexcept:
     """[+-]digits[.digits][(e|E)[+-]digits]: what float() reads exactly as pydicom's DS does,
     without its warnings or special cases (nan, inf, commas, '_')."""
@@ -375,10 +362,11 @@ cdef object decode_DS(const unsigned char* p, Py_ssize_t n, int* reason):
     return single_or_list(numbers)
 
 
-cdef object plain_integer_bytes(const unsigned char* p, Py_ssize_t n):
-    """The int of [+-]digits with surrounding spaces, else None. At most 15 digits: a float holds
-    those exactly, and pydicom's IS gives a float (ISfloat) for an integer a float does not."""
-    cdef Py_ssize_t i = 0
+cdef object integer_item(const unsigned char* p, Py_ssize_t n):
+    """The int pydicom's IS gives an item of [+-]digits with surrounding spaces; None for any
+    other item, and for an integer a float does not hold exactly (pydicom gives an ISfloat):
+    those are pydicom's to judge. Up to 15 digits it is parsed here (a float holds those)."""
+    cdef Py_ssize_t i = 0, digits_start
     cdef long long number = 0
     cdef bint negative = False
     while i < n and p[i] == 32:
@@ -388,38 +376,42 @@ cdef object plain_integer_bytes(const unsigned char* p, Py_ssize_t n):
     if i < n and (p[i] == b'+' or p[i] == b'-'):
         negative = p[i] == b'-'
         i += 1
-    if i == n or n - i > 15:
+    if i == n:
         return None
+    digits_start = i
     while i < n:
         if not (b'0' <= p[i] <= b'9'):
             return None
-        number = number * 10 + (p[i] - 48)
         i += 1
+    if n - digits_start > 15:
+        text = latin1(p, n)
+        value = int(text)
+        return value if value == float(text) else None
+    for i in range(digits_start, n):
+        number = number * 10 + (p[i] - 48)
     return -number if negative else number
 
 
 cdef object decode_IS(const unsigned char* p, Py_ssize_t n, int* reason):
-    # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str
-    cdef Py_ssize_t end = trimmed(p, n)
-    if end > 0 and memchr(p, 92, end) == NULL:
-        number = plain_integer_bytes(p, end)
-        if number is not None:
-            return number
-    cdef str value = latin1(p, n).rstrip(" \x00")
-    cdef list items, numbers
-    if not value:
+    # pydicom: multi_string(value, IS), and IS() keeps a blank item (" ", "\t") as that str,
+    # which is not an integer item: pydicom's to judge
+    cdef Py_ssize_t start = 0, stop
+    cdef list numbers = []
+    n = trimmed(p, n)
+    if n == 0:
         return ""
-    items = value.split("\\")
-    numbers = []
-    for item in items:
-        if not plain_integer(item):
-            reason[0] = IS_TO_JUDGE
-            return None
-        number = int(item)
-        if number != float(item):      # beyond a float's exact integers: pydicom's ISfloat
+    while True:
+        stop = start
+        while stop < n and p[stop] != 92:
+            stop += 1
+        number = integer_item(p + start, stop - start)
+        if number is None:
             reason[0] = IS_TO_JUDGE
             return None
         numbers.append(number)
+        if stop >= n:
+            break
+        start = stop + 1
     return single_or_list(numbers)
 
 
@@ -533,8 +525,7 @@ cdef object decode_value(const unsigned char* p, Py_ssize_t n, unsigned short vr
     if vr == VR_PN:
         # convert_PN: strip the bytes, decode the whole value, split it on backslashes, and
         # make each a PersonName, which drops trailing empty component groups (its str)
-        while n > 0 and (p[n - 1] == 0 or p[n - 1] == 32):
-            n -= 1
+        n = trimmed(p, n)
         value = text(p, n, charset, encodings, reason)
         if reason[0]:
             return None

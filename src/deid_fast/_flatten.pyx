@@ -12,7 +12,6 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memchr
 
 from pydicom.sequence import Sequence
-from pydicom.valuerep import VR as _VR
 
 cdef extern from "Python.h":
     # returns a borrowed reference: declared as a pointer so that Cython does not release it
@@ -21,7 +20,7 @@ cdef extern from "Python.h":
     int PyGC_Enable()
 
 from deid_fast._decode cimport (CHARSET_DEFAULT, charset_dependent, charset_from_value,
-                               decode_element, encodings_for, vr_from_name)
+                               decode_element, encodings_for, known_vr, vr_from_name)
 from deid_fast._dictionary cimport keyword_of, private_vr_of, vr_of
 from deid_fast._scan cimport Header, Token, T_ELEMENT, T_ITEM, T_ITEM_END, T_SEQUENCE, tag_text
 from deid_fast._scan import scan
@@ -228,12 +227,9 @@ FILE_HANDOVER_REASONS = (
     FILE_META_TO_JUDGE, VR_PYDICOM_CANNOT_DECODE)
 
 
-cdef inline unsigned short vr_code(str name):
-    return (ord(name[0]) << 8) | ord(name[1])
-
-cdef unsigned short UN = vr_code("UN"), SQ = vr_code("SQ"), CS = vr_code("CS")
-cdef unsigned short LO = vr_code("LO"), OB = vr_code("OB"), OW = vr_code("OW")
-cdef unsigned short US = vr_code("US"), SS = vr_code("SS")
+cdef unsigned short UN = vr_from_name("UN"), SQ = vr_from_name("SQ"), CS = vr_from_name("CS")
+cdef unsigned short LO = vr_from_name("LO"), OB = vr_from_name("OB"), OW = vr_from_name("OW")
+cdef unsigned short US = vr_from_name("US"), SS = vr_from_name("SS")
 
 cdef unsigned int PIXEL_REPRESENTATION = 0x00280103
 cdef unsigned int PIXEL_DATA = 0x7FE00010
@@ -254,7 +250,6 @@ cdef inline bint is_lut_descriptor(unsigned int tag) noexcept:
     """pydicom adds 65536 to a negative first value of these (pydicom.hooks.raw_element_value)."""
     return tag == 0x00281101 or tag == 0x00281102 or tag == 0x00281103 or tag == 0x00283002
 
-cdef frozenset KNOWN_VRS = frozenset([vr_code(str(name)) for name in _VR if len(str(name)) == 2])
 cdef frozenset AMBIGUOUS_NAMES = frozenset(["US or SS", "OB or OW", "US or OW", "US or SS or OW"])
 cdef list DEFAULT_ENCODINGS = encodings_for(CHARSET_DEFAULT, None)
 
@@ -371,12 +366,10 @@ cdef class DataSets:
         cdef bint corrected = False
         cdef unsigned short vr
         if token.kind != T_ELEMENT:
-            raise NativeUnsupported(DEPENDENCY_IS_SEQUENCE,
-                                    token.tag)
+            raise NativeUnsupported(DEPENDENCY_IS_SEQUENCE, token.tag)
         vr = self.vr(token, level, &corrected)
         if charset_dependent(vr):
-            raise NativeUnsupported(DEPENDENCY_IS_TEXT,
-                                    token.tag)
+            raise NativeUnsupported(DEPENDENCY_IS_TEXT, token.tag)
         return decode_element(token.tag, self.buf + token.offset, token.length, vr, self.little,
                               CHARSET_DEFAULT, DEFAULT_ENCODINGS,
                               not corrected and is_lut_descriptor(token.tag))
@@ -424,7 +417,7 @@ cdef class DataSets:
         if name in AMBIGUOUS_NAMES:
             return OB          # no correction applies to a private tag: pydicom keeps the bytes
         vr = vr_from_name(name)
-        if vr == SQ or vr not in KNOWN_VRS:
+        if vr == SQ or not known_vr(vr):
             raise NativeUnsupported(PRIVATE_SEQUENCE_OR_UNKNOWN_VR, tag)
         return vr
 
@@ -546,7 +539,7 @@ cdef int add_group_fields(Header header, DataSets data_sets, Options options, di
     for i in group_order(header, start, stop, header.meta_ordered or not is_file_meta):
         token = &header.group_tokens[<Py_ssize_t> i]
         tag = token.tag
-        lookup = tag == entity_tag or tag == item_tag
+        lookup = (tag & 0xFFFF) != 0 and (tag == entity_tag or tag == item_tag)
         name = field_name(tag, options.include_private, is_file_meta) if report else None
         reported = name is not None and name not in skip and (select is None or name in select)
         if not (reported or lookup):
