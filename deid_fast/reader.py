@@ -18,8 +18,7 @@ from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, 
 from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
-from deid_fast.decode import (count_fallback, decoded, read_header,
-                              undecodable)
+from deid_fast.decode import count_fallback, decoded, read_header, undecodable
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
 

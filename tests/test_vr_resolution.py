@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import sys
 import tempfile
 
@@ -247,3 +248,20 @@ def test_a_dictionary_vr_pydicom_cannot_decode_is_pydicom_s_to_reject(tmp_path):
     native, reference = read_both(path)
     assert native == reference == ("rejected", "undecodable")
     assert decode.fallbacks[_flatten.VR_PYDICOM_CANNOT_DECODE] == before + 1
+
+
+def test_many_text_elements_before_the_character_set_cost_one_look_up(tmp_path):
+    """245,760 private LO elements before (0008,0005), each decoded with the character set that
+    follows: the set is looked up once per data set. (Looked up per element it was quadratic:
+    over two minutes for this file; the generous timeout only catches such a hang.)"""
+    body = b"".join(el((group << 16) | element, "LO", b"AB")
+                    for group in (1, 3, 5, 7) for element in range(0x1000, 0x10000))
+    body += el(0x00080005, "CS", b"ISO_IR 192") + el(0x00080018, "UI", b"1.2.3")
+    path = tmp_path / "wide.dcm"
+    path.write_bytes(raw_file(body))
+    code = ("import sys, deid_fast; f = deid_fast.get_fields(sys.argv[1], include_private=True);"
+            "print(len(f), f['(0007,FFFF)'])")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["245762", "AB"]

@@ -318,17 +318,21 @@ cdef class DataSets:
     cdef OpenSequences sequences
     cdef list inherited      # per level: the Pixel Representation pydicom hands to the item
     cdef list creators       # per level: {private creator tag: its value}, or None
+    cdef list ahead          # per level: (charset, encodings) of its (0008,0005), or None
 
     def __cinit__(self):
         self.inherited = [NO_REPRESENTATION]     # the top level inherits none
         self.creators = [None]
+        self.ahead = [None]
 
     cdef void enter_item(self, int level):
         while len(self.inherited) <= level:
             self.inherited.append(NOT_YET)
             self.creators.append(None)
+            self.ahead.append(None)
         self.inherited[level] = NOT_YET
         self.creators[level] = None
+        self.ahead[level] = None
 
     cdef void note_creator(self, int level, unsigned int tag, object value):
         slot = self.creators[level]
@@ -493,7 +497,13 @@ cdef class DataSets:
 
     cdef tuple charset_ahead(self, int level, int charset, list encodings):
         """The character set of the data set at `level` for an element that precedes its
-        (0008,0005): pydicom decodes it with the set that follows."""
+        (0008,0005): pydicom decodes it with the set that follows. Looked up once per data set
+        (a file may hold any number of such elements)."""
+        if self.ahead[level] is None:
+            self.ahead[level] = self._charset_ahead(level, charset, encodings)
+        return self.ahead[level]
+
+    cdef tuple _charset_ahead(self, int level, int charset, list encodings):
         cdef Py_ssize_t i = self.find(level, 0x00080005)
         cdef Token* token
         cdef bint corrected = False
