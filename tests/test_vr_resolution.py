@@ -261,7 +261,8 @@ def test_many_text_elements_before_the_character_set_cost_one_look_up(tmp_path):
     path.write_bytes(raw_file(body))
     code = ("import sys, deid_fast; f = deid_fast.get_fields(sys.argv[1], include_private=True);"
             "print(len(f), f['(0007,FFFF)'])")
+    # run outside the source tree: there `-c` would import its uncompiled deid_fast
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["245762", "AB"]
