@@ -9,7 +9,7 @@ COMPILER_DIRECTIVES = {
 
 extensions = [
     Extension(f"deid_fast.{name}", [f"src/deid_fast/{name}.pyx"])
-    for name in ("_session", "_dictionary", "_scan", "_values", "_decode", "_flatten")
+    for name in ("_session", "_dictionary", "_scan", "_values", "_decode", "_flatten", "_deid_keys")
 ]
 
 setup(ext_modules=cythonize(extensions, include_path=["src"],

@@ -518,19 +518,6 @@ cdef class DataSets:
         return charset, encodings_for(charset, value)
 
 
-cdef list group_order(Header header, Py_ssize_t start, Py_ssize_t stop, bint ordered):
-    """The indexes of a group's elements in tag order; of a repeated tag (a file meta group
-    written twice), the last, as pydicom keeps it."""
-    cdef Py_ssize_t i
-    cdef dict last
-    if ordered:
-        return list(range(start, stop))
-    last = {}
-    for i in range(start, stop):
-        last[header.group_tokens[i].tag] = i
-    return [last[tag] for tag in sorted(last)]
-
-
 cdef int add_group_fields(Header header, DataSets data_sets, Options options, dict fields,
                           Py_ssize_t start, Py_ssize_t stop, bint is_file_meta, bint report,
                           int charset, list encodings, unsigned int entity_tag,
@@ -546,7 +533,7 @@ cdef int add_group_fields(Header header, DataSets data_sets, Options options, di
     cdef Py_ssize_t base = header.meta_start if is_file_meta else header.meta_end
     cdef frozenset skip = options.skip
     cdef frozenset select = options.select
-    for i in group_order(header, start, stop, header.meta_ordered or not is_file_meta):
+    for i in header.group_order(start, stop, header.meta_ordered or not is_file_meta):
         token = &header.group_tokens[<Py_ssize_t> i]
         tag = token.tag
         lookup = (tag & 0xFFFF) != 0 and (tag == entity_tag or tag == item_tag)

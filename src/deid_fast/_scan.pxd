@@ -44,6 +44,8 @@ cdef class Header:
     cdef readonly bint deflated
     cdef readonly Py_ssize_t dataset_offset  # byte offset of the data set in the file
     cdef readonly Py_ssize_t header_end      # where the header ends in the data source
+    cdef readonly unsigned int stopped_at    # the top-level tag at header_end (pixel data, or
+                                             # past stop_after); 0 when the data ends there
     cdef readonly Py_ssize_t element_count   # data elements walked, nested ones included
                                              # (not file meta elements, nor group lengths)
     cdef readonly bint ordered          # every data set's tags ascend (pydicom's order)
@@ -60,3 +62,5 @@ cdef class Header:
     cdef Token* group_tokens            # the file meta group's elements (the first
     cdef Py_ssize_t meta_token_count    # meta_token_count, in file order, offsets in
     cdef Py_ssize_t group_token_count   # file_source), then the command set's
+
+    cdef list group_order(self, Py_ssize_t start, Py_ssize_t stop, bint ordered)

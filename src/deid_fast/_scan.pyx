@@ -297,6 +297,18 @@ cdef class Header:
         free(self.tokens)
         free(self.group_tokens)
 
+    cdef list group_order(self, Py_ssize_t start, Py_ssize_t stop, bint ordered):
+        """The indexes of the group tokens [start, stop) in tag order; of a repeated tag (a file
+        meta group written twice), the last, as pydicom keeps it."""
+        cdef Py_ssize_t i
+        cdef dict last
+        if ordered:
+            return list(range(start, stop))
+        last = {}
+        for i in range(start, stop):
+            last[self.group_tokens[i].tag] = i
+        return [last[tag] for tag in sorted(last)]
+
     @property
     def has_file_meta(self):
         return self.meta_end > self.meta_start
@@ -363,6 +375,7 @@ cdef inline void set_token(Token* token, unsigned char kind, unsigned int tag, u
 @cython.no_gc   # holds no reference that could lead back to it
 cdef class Walker:
     cdef ByteSource src
+    cdef unsigned int stopped_at  # the top-level tag the walk stopped at, 0 if none
     cdef object path
     cdef int max_depth
     cdef Frame* stack
@@ -613,11 +626,9 @@ cdef class Walker:
                                   pos)
                     previous_tag = tag
                     have_previous = True
-                if is_pixel_data(tag):
+                if is_pixel_data(tag) or tag > stop_after:
                     self.elements += 1
-                    return pos
-                if tag > stop_after:
-                    self.elements += 1
+                    self.stopped_at = tag
                     return pos
             if frame.has_last and tag <= frame.last_tag:
                 self.unordered = True
@@ -1018,6 +1029,7 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     header.data_source = data
     header.data_start = start
     header.header_end = end
+    header.stopped_at = data_walker.stopped_at
     header.element_count = data_walker.elements
     header.ordered = not data_walker.unordered
     header.tokens = data_walker.tokens          # the header owns the tables from here on
