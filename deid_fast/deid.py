@@ -40,7 +40,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import dcmread
 from pydicom.sequence import Sequence
 
-from deid_fast._deid_keys import DicomField, deid_fields
+from deid_fast._deid_keys import DicomField, add_pixel_data_field, deid_fields
 from deid_fast._flatten import NativeUnsupported
 from deid_fast.decode import count_fallback, read_header, undecodable
 from deid_fast.errors import InvalidDicomError
@@ -132,12 +132,15 @@ class HeaderSource:
                                     f"{type(exc).__name__}: {exc}") from exc
 
 
-def dataset_fields(dataset, file_meta, skip, expand_sequences):
+def dataset_fields(dataset, file_meta, skip, expand_sequences, source=None, stopped_at=0):
     """deid 0.4's `_get_fields_inner` over pydicom data sets (a Dataset given by the caller, or
-    a header the native walk hands over): breadth first, the elements made as deid makes them."""
+    a header the native walk hands over): breadth first, the elements made as deid makes them.
+    For a header, the pixel data element it ends at (`stopped_at`) follows the top level."""
     fields = {}
     queue = [(where, None, None, isinstance(where, FileMetaDataset))
              for where in (dataset, file_meta) if where]
+    if not dataset and source is not None:    # a header of nothing but its pixel data
+        add_pixel_data_field(fields, stopped_at, skip, source)
     head = 0
     while head < len(queue):
         where, prefix, parent_uid, is_filemeta = queue[head]
@@ -156,6 +159,8 @@ def dataset_fields(dataset, file_meta, skip, expand_sequences):
                 for index, item in enumerate(element.value):
                     if isinstance(item, Dataset):
                         queue.append((item, name, f"{uid}__{index}", False))
+        if where is dataset and source is not None:
+            add_pixel_data_field(fields, stopped_at, skip, source)
     return fields
 
 
@@ -180,7 +185,8 @@ def _file_fields(path, force, skip, expand_sequences, native):
             count_fallback(path, exc)
     try:
         dataset, file_meta = source.datasets()
-        return dataset_fields(dataset, file_meta, skip, expand_sequences)
+        return dataset_fields(dataset, file_meta, skip, expand_sequences, source,
+                              header.stopped_at)
     except InvalidDicomError as exc:
         logger.warning("Not read, no fields: %s: %s [%s]", path_text(path), exc.reason, exc.kind)
     except (MemoryError, KeyboardInterrupt):

@@ -304,15 +304,21 @@ def deid_fields(Header header, frozenset skip, bint expand_sequences, object sou
     return fields
 
 
-cdef int top_level_done(Header header, dict fields, frozenset skip, object source) except -1:
-    cdef unsigned int tag = header.stopped_at
-    cdef Token* token
+def add_pixel_data_field(dict fields, unsigned int tag, frozenset skip, object source):
+    """The pixel data element a header ends at (`Header.stopped_at`) as a field, unless skipped:
+    deid has it among the top-level elements, the last of those the header holds."""
     cdef str keyword, part
     if tag == 0x7FE00010 or tag == 0x7FE00008 or tag == 0x7FE00009:
         keyword = element_keyword(tag)
         part = uid_part(tag)
         if not skipped(keyword, part, skip) and part not in fields:
             fields[part] = new_field(keyword, part, tag, False, source)
+
+
+cdef int top_level_done(Header header, dict fields, frozenset skip, object source) except -1:
+    cdef Token* token
+    cdef str keyword, part
+    add_pixel_data_field(fields, header.stopped_at, skip, source)
     for i in header.group_order(0, header.meta_token_count, header.meta_ordered):
         token = &header.group_tokens[<Py_ssize_t> i]
         keyword = element_keyword(token.tag)
