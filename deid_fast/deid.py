@@ -26,6 +26,7 @@ under the caller's pydicom settings, as deid reads). What differs from deid, on 
   it; deid extracts into the current folder and yields one file.
 """
 import fnmatch
+import gc
 import json
 import logging
 import os
@@ -222,6 +223,18 @@ def get_identifiers(dicom_files, force=True, config=None, strip_sequences=False,
     skip = _skip_of(config)
     expand = expand_sequences is True
     native = _structure_as_default()
+    # The lookup holds no reference cycles: with the collector on, a large run would have it
+    # traverse the growing lookup again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _lookup(dicom_files, force, skip, expand, native)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _lookup(dicom_files, force, skip, expand, native):
     lookup = {}
     for dicom_file in dicom_files:
         if isinstance(dicom_file, Dataset):
@@ -246,8 +259,8 @@ def _walk(folder, pattern):
 def _extract_zip(archive, tempdir):
     """The member files of a zip archive, extracted into a new private folder (made with
     tempfile.mkdtemp, in `tempdir` when given), in archive order. A member whose name would
-    land outside that folder, a link, a member that does not fit on the disk, a repeated name
-    and a damaged member are left out with a WARNING naming the archive and member."""
+    land outside that folder, a link, a member larger than half the free disk space, a repeated
+    name and a damaged member are left out with a WARNING naming the archive and member."""
     try:
         with zipfile.ZipFile(archive) as opened:
             members = opened.infolist()
@@ -259,7 +272,7 @@ def _extract_zip(archive, tempdir):
             extracted = []
             for member in members:
                 target = _member_target(archive, member, root)
-                if target is not None and _extract_member(archive, opened, member, target):
+                if target is not None and _extract_member(archive, opened, member, target, root):
                     extracted.append(target)
             return extracted
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
@@ -285,13 +298,15 @@ def _member_target(archive, member, root):
     return None
 
 
-def _extract_member(archive, opened, member, target):
-    """Write one member to `target` (created, never replaced); False with a WARNING on failure."""
+def _extract_member(archive, opened, member, target, root):
+    """Write one member to `target` (created, never replaced); False with a WARNING on failure.
+    A member may take at most half the free space left (its declared size bounds what zipfile
+    inflates), so that an archive cannot fill the disk."""
     try:
-        free = shutil.disk_usage(os.path.dirname(target) if os.path.isdir(os.path.dirname(target))
-                                 else tempfile.gettempdir()).free
-        if member.file_size > free:
-            raise OSError(f"its {member.file_size} bytes do not fit on the disk ({free} free)")
+        free = shutil.disk_usage(root).free
+        if member.file_size > free // 2:
+            raise OSError(f"its {member.file_size} bytes are more than half the free disk space "
+                          f"({free} bytes)")
         os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
         with opened.open(member) as source, open(target, "xb") as sink:
             shutil.copyfileobj(source, sink, 1 << 20)

@@ -144,7 +144,11 @@ def get_identifiers(dicom_files, force=True, config=None, entity_id=None, item_i
     Files that are not DICOM are left out with a WARNING naming them (`errors="warn"`) or raise
     `InvalidDicomError` (`errors="raise"`). `fields`, a list of top-level keywords, reports only
     those and the entity and item (the header is then read up to the last of them). `workers`
-    processes read the files (None: one per core); the result is the same as with one."""
+    processes read the files (None: one per core); the result is the same as with one.
+
+    This is the result of deid's original documentation. Do not pass it to deid 0.4's
+    `replace_identifiers(ids=...)`, which looks files up by path: it matches none, and deid
+    changes nothing without a word. `deid_fast.deid.get_identifiers` gives deid 0.4's lookup."""
     job = identifiers_job(force, config, entity_id, item_id, expand_sequences, skip_fields,
                           include_private, include_file_meta, delimiter, max_depth, engine,
                           fields, max_header_bytes, max_elements)

@@ -539,3 +539,21 @@ def test_zip_members_cannot_escape_or_replace(tmp_path, caplog, monkeypatch):
     for words in ("'../escaped.dcm'", "'deep/../../../escaped2.dcm'", "'/absolute.dcm'",
                   "'link.dcm'", "repeats a name", "damaged.zip"):
         assert words in messages, words
+
+
+def test_a_zip_member_cannot_fill_the_disk(tmp_path, caplog, monkeypatch):
+    """A member declaring more than half the free space is left out, with a WARNING."""
+    import collections
+    import zipfile
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w") as made:
+        made.writestr("small.dcm", b"x" * 10)
+        made.writestr("large.dcm", b"x" * 300)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(fast.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 500, 500))
+    with caplog.at_level(logging.WARNING, logger="deid_fast"):
+        yielded = list(fast.get_files(str(archive), check=False, tempdir=str(tmp_path)))
+    assert [os.path.basename(path) for path in yielded] == ["small.dcm"]
+    assert not os.path.exists(os.path.join(os.path.dirname(yielded[0]), "large.dcm"))
+    assert any("'large.dcm'" in record.getMessage() and "half the free disk space" in
+               record.getMessage() for record in caplog.records)
