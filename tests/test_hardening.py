@@ -386,13 +386,15 @@ def _run_children(process):
 @pytest.mark.parametrize("number,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
                                            (signal.SIGKILL, -9), (signal.SIGINT, 130)])
 def test_no_process_outlives_the_parent(tmp_path, number, status):
-    folder = _tree_of(tmp_path)
+    # enough files that the run is still going when the signal comes (3,000 were read in 0.2 s
+    # on a quiet machine, before the signal)
+    folder = _tree_of(tmp_path, 15000)
     out = tmp_path / "o.jsonl"
     process = subprocess.Popen([str(SCRIPT), "get", str(folder), "-o", str(out), "-q",
                                 "--workers", "2", "--engine", "pydicom"],
                                stderr=subprocess.PIPE, preexec_fn=default_sigint)
     children = _run_children(process)
-    time.sleep(0.5)
+    time.sleep(0.2)
     process.send_signal(number)
     assert process.wait(10) == status
     gone, alive = psutil.wait_procs(children, timeout=3)
