@@ -18,6 +18,7 @@ from deid.dicom import get_identifiers as deid_get_identifiers
 from deid.dicom import replace_identifiers
 from deid.dicom.fields import DicomField as DeidField
 from deid.logger import bot
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 import deid_fast
@@ -557,3 +558,29 @@ def test_a_zip_member_cannot_fill_the_disk(tmp_path, caplog, monkeypatch):
     assert not os.path.exists(os.path.join(os.path.dirname(yielded[0]), "large.dcm"))
     assert any("'large.dcm'" in record.getMessage() and "half the free disk space" in
                record.getMessage() for record in caplog.records)
+
+
+def test_the_callers_pydicom_settings_apply_as_in_deid(generated, monkeypatch, caplog):
+    """deid reads with whatever pydicom.config says; so are deid_fast.deid's elements made, and
+    settings that change which elements are sequences make it read with pydicom throughout."""
+    from pydicom import config
+    paths = [generated[name] for name in ("un_sequence_defined_length", "private_dictionary_un",
+                                          "numeric_values", "nested_sequences")]
+    config.DS_decimal(True)
+    try:
+        for path in paths:
+            check_file(path, caplog)
+        decimals = [field.element.value for field in fast.get_identifiers(paths[2])[
+            os.path.abspath(paths[2])].values() if field.element.VR == "DS"]
+    finally:
+        config.DS_decimal(False)
+    assert decimals and all(type(value).__name__ == "DSdecimal" for value in
+                            (item for value in decimals for item in
+                             (value if isinstance(value, MultiValue) else [value])))
+    monkeypatch.setattr(config, "replace_un_with_known_vr", False)
+    monkeypatch.setattr(config.settings, "infer_sq_for_un_vr", False)
+    before = sum(fallbacks.values())
+    for path in paths:
+        check_file(path, caplog)
+    assert sum(fallbacks.values()) == before      # not hand-overs: the pydicom path by choice
+    assert fast._structure_as_default() is False
