@@ -58,7 +58,6 @@ DEID_SKIP = ("PixelData", "RedPaletteColorLookupTableData", "GreenPaletteColorLo
              "FileMetaInformationVersion", "TransferSyntaxUID", "ImplementationClassUID")
 
 _LIMITS = Limits(DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_ELEMENTS)
-_PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
 def _skip_of(config):
@@ -89,7 +88,7 @@ class HeaderSource:
     be made when first read; pydicom reads them once per file."""
 
     __slots__ = ("path", "force", "file_meta", "command_set", "dataset", "is_implicit_vr",
-                 "is_little_endian", "_datasets")
+                 "is_little_endian", "stopped_at", "_datasets")
 
     def __init__(self, header, path, force):
         self.path = path
@@ -99,6 +98,7 @@ class HeaderSource:
         self.dataset = header.dataset
         self.is_implicit_vr = header.is_implicit_vr
         self.is_little_endian = header.is_little_endian
+        self.stopped_at = header.stopped_at
         self._datasets = None
 
     def datasets(self):
@@ -118,8 +118,8 @@ class HeaderSource:
         tags = [int(part[1:5] + part[6:10], 16) for part in parts[::2]]
         dataset, file_meta = self.datasets()
         try:
-            if len(tags) == 1 and tags[0] in _PIXEL_DATA_TAGS and tags[0] not in dataset:
-                # the header ends at the pixel data: read it from the file, as deid does
+            if tags == [self.stopped_at]:
+                # the pixel data element the header ends at: read from the file, as deid does
                 return dcmread(self.path, force=self.force)[tags[0]]
             where = file_meta if is_filemeta else dataset
             for tag, index in zip(tags, parts[1::2]):
@@ -133,15 +133,16 @@ class HeaderSource:
                                     f"{type(exc).__name__}: {exc}") from exc
 
 
-def dataset_fields(dataset, file_meta, skip, expand_sequences, source=None, stopped_at=0):
+def dataset_fields(dataset, file_meta, skip, expand_sequences, source=None):
     """deid 0.4's `_get_fields_inner` over pydicom data sets (a Dataset given by the caller, or
-    a header the native walk hands over): breadth first, the elements made as deid makes them.
-    For a header, the pixel data element it ends at (`stopped_at`) follows the top level."""
+    the header of `source`, a HeaderSource the native walk hands over): breadth first, the
+    elements made as deid makes them. For a header, the pixel data element it ends at follows
+    the top level."""
     fields = {}
     queue = [(where, None, None, isinstance(where, FileMetaDataset))
              for where in (dataset, file_meta) if where]
     if not dataset and source is not None:    # a header of nothing but its pixel data
-        add_pixel_data_field(fields, stopped_at, skip, source)
+        add_pixel_data_field(fields, source.stopped_at, skip, source)
     head = 0
     while head < len(queue):
         where, prefix, parent_uid, is_filemeta = queue[head]
@@ -161,8 +162,14 @@ def dataset_fields(dataset, file_meta, skip, expand_sequences, source=None, stop
                     if isinstance(item, Dataset):
                         queue.append((item, name, f"{uid}__{index}", False))
         if where is dataset and source is not None:
-            add_pixel_data_field(fields, stopped_at, skip, source)
+            add_pixel_data_field(fields, source.stopped_at, skip, source)
     return fields
+
+
+def _not_read(exc):
+    """deid_fast's answer for a file it cannot read whole: no fields, and a WARNING naming it."""
+    logger.warning("Not read, no fields: %s: %s [%s]", path_text(exc.path), exc.reason, exc.kind)
+    return {}
 
 
 def _file_fields(path, force, skip, expand_sequences, native):
@@ -170,14 +177,11 @@ def _file_fields(path, force, skip, expand_sequences, native):
     try:
         header = _LIMITS.scan(path, force)
     except MemoryError:
-        exc = InvalidDicomError(path, "too-large", "ran out of memory reading its header")
-        logger.warning("Not read, no fields: %s: %s [%s]", path_text(path), exc.reason, exc.kind)
-        return {}
+        return _not_read(InvalidDicomError(path, "too-large", "ran out of memory reading its header"))
     except InvalidDicomError as exc:
         if exc.kind == "unreadable" or exc.kind == "no-preamble":
             raise
-        logger.warning("Not read, no fields: %s: %s [%s]", path_text(path), exc.reason, exc.kind)
-        return {}
+        return _not_read(exc)
     source = HeaderSource(header, path, force)
     if native:
         try:
@@ -186,16 +190,13 @@ def _file_fields(path, force, skip, expand_sequences, native):
             count_fallback(path, exc)
     try:
         dataset, file_meta = source.datasets()
-        return dataset_fields(dataset, file_meta, skip, expand_sequences, source,
-                              header.stopped_at)
+        return dataset_fields(dataset, file_meta, skip, expand_sequences, source)
     except InvalidDicomError as exc:
-        logger.warning("Not read, no fields: %s: %s [%s]", path_text(path), exc.reason, exc.kind)
+        return _not_read(exc)
     except (MemoryError, KeyboardInterrupt):
         raise
-    except Exception as exc:
-        logger.warning("Not read, no fields: %s: pydicom cannot decode it: %s: %s [undecodable]",
-                       path_text(path), type(exc).__name__, exc)
-    return {}
+    except Exception as exc:      # pydicom failed on a value while the fields were made
+        return _not_read(undecodable(path, exc))
 
 
 def _key_of_dataset(dataset):

@@ -24,6 +24,16 @@ cdef unsigned short VR_UN = (ord("U") << 8) | ord("N")
 
 
 cdef dict _KEYWORDS = {}
+cdef Py_ssize_t _KEYWORDS_FOR = -1      # the size of pydicom's dictionary the cache was made for
+
+
+cdef void keywords_current():
+    """Forget the cached keywords when pydicom's dictionary changed size (add_dict_entries)."""
+    global _KEYWORDS_FOR
+    if len(DicomDictionary) != _KEYWORDS_FOR:
+        _KEYWORDS.clear()
+        _KEYWORDS_FOR = len(DicomDictionary)
+
 
 cdef str element_keyword(unsigned int tag):
     """`DataElement.keyword` of pydicom: the keyword of the main dictionary only, so '' for
@@ -247,6 +257,7 @@ def deid_fields(Header header, frozenset skip, bint expand_sequences, object sou
         raise NativeUnsupported(OUT_OF_ORDER)
     if header.meta_suspect:
         raise NativeUnsupported(FILE_META_TO_JUDGE)
+    keywords_current()
 
     # the top level: the command set (group 0000) comes first in tag order, then the data set
     for i in header.group_order(header.meta_token_count, header.group_token_count, True):
