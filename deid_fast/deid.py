@@ -263,29 +263,29 @@ def _extract_zip(archive, tempdir):
     land outside that folder, a link, a member larger than half the free disk space, a repeated
     name and a damaged member are left out with a WARNING naming the archive and member."""
     try:
-        with zipfile.ZipFile(archive) as opened:
-            members = opened.infolist()
-            if not members:
-                return []
-            folder = tempfile.mkdtemp(prefix="deid_fast-zip-", dir=tempdir)
-            logger.info("Extracting %s into %s", path_text(archive), path_text(folder))
-            root = os.path.realpath(folder)
-            extracted = []
-            for member in members:
-                target = _member_target(archive, member, root)
-                if target is not None and _extract_member(archive, opened, member, target, root):
-                    extracted.append(target)
-            return extracted
+        opened = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
         logger.warning("Cannot read zip archive %s, skipping: %s", path_text(archive), exc)
         return []
+    with opened:
+        members = [member for member in opened.infolist() if not member.is_dir()]
+        if not members:
+            return []
+        # a tempdir that cannot take the folder is the caller's to know: raised
+        folder = tempfile.mkdtemp(prefix="deid_fast-zip-", dir=tempdir)
+        logger.info("Extracting %s into %s", path_text(archive), path_text(folder))
+        root = os.path.realpath(folder)
+        extracted = []
+        for member in members:
+            target = _member_target(archive, member, root)
+            if target is not None and _extract_member(archive, opened, member, target, root):
+                extracted.append(target)
+        return extracted
 
 
 def _member_target(archive, member, root):
     """Where a member goes inside `root`, or None (with a WARNING) when it must not be written."""
     name = member.filename
-    if member.is_dir():
-        return None
     if stat.S_ISLNK(member.external_attr >> 16):
         reason = "is a symbolic link"
     elif name.startswith(("/", "\\")) or os.path.splitdrive(name)[0] or "\x00" in name:

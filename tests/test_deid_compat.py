@@ -584,3 +584,12 @@ def test_the_callers_pydicom_settings_apply_as_in_deid(generated, monkeypatch, c
         check_file(path, caplog)
     assert sum(fallbacks.values()) == before      # not hand-overs: the pydicom path by choice
     assert fast._structure_as_default() is False
+
+
+def test_a_tempdir_that_cannot_take_the_folder_raises(tmp_path):
+    import zipfile
+    archive = tmp_path / "one.zip"
+    with zipfile.ZipFile(archive, "w") as made:
+        made.writestr("a.dcm", b"x")
+    with pytest.raises(FileNotFoundError):
+        list(fast.get_files(str(archive), check=False, tempdir=str(tmp_path / "missing")))
