@@ -34,11 +34,11 @@ CHUNK_FILES = 64
 CHUNK_BYTES = 16384
 
 
-def files(sources, exclude=inputs.NOTHING_EXCLUDED):
+def files(sources, exclude=inputs.NOTHING_EXCLUDED, pattern=None):
     """What to read, in order (`deid_fast.inputs.items`): a path per file, folders walked in
     sorted order (R1), a (name, Dataset) pair, or the InvalidDicomError of what cannot be
-    read."""
-    return inputs.items(sources, exclude=exclude)
+    read. `pattern`: an fnmatch pattern file names must match."""
+    return inputs.items(sources, pattern, exclude)
 
 
 def chunked(items, count=None, size=CHUNK_BYTES):
@@ -362,11 +362,11 @@ def iter_identifiers(sources, workers=None, ordered=True, errors="warn", **optio
 
 def check_files(sources, force=False, workers=None, max_depth=DEFAULT_MAX_DEPTH,
                 max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS,
-                exclude=inputs.NOTHING_EXCLUDED):
+                exclude=inputs.NOTHING_EXCLUDED, pattern=None):
     """`(path, error)` per file of `sources`: error is None when the scanner accepts it as DICOM
     (as `get_files(check=True)` decides), else the InvalidDicomError saying why."""
     job = _CheckJob(Limits(max_depth, max_header_bytes, max_elements), force)
-    for item, outcome in outcomes(check, files(sources, exclude), job, workers):
+    for item, outcome in outcomes(check, files(sources, exclude, pattern), job, workers):
         yield name_of(item), outcome
 
 

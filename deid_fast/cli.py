@@ -15,6 +15,7 @@ by SIGHUP (what was written stays for --resume).
 import argparse
 import collections
 import contextlib
+import difflib
 import glob
 import itertools
 import logging
@@ -94,6 +95,9 @@ def _common(parser):
                         help="DICOM files, folders (walked recursively, in sorted order), globs "
                              "('**' for any depth), - for paths on standard input, @FILE for "
                              "a list of paths")
+    parser.add_argument("--pattern", metavar="GLOB",
+                        help="read only files whose name matches this fnmatch pattern "
+                             "('*.dcm'), in folders and among the files named")
     parser.add_argument("-0", "--null", action="store_true",
                         help="the paths of - and @FILE are separated by NUL, not newlines")
     parser.add_argument("--workers", type=_positive, metavar="N",
@@ -115,12 +119,40 @@ def _common(parser):
                         help=f"elements per file (default {DEFAULT_MAX_ELEMENTS})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a close match suggested for an unknown option, and unknown options told
+    before missing ones (a typo in `--ouput` is about --output, not a missing -o)."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(parsed)
+            unknown = extras[0]
+            options = [option for action in command._actions for option in action.option_strings
+                       if option.startswith("--")]
+            near = difflib.get_close_matches(unknown.split("=", 1)[0], options, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            command.error(f"unrecognized argument {unknown}{hint}")
+        if getattr(parsed, "command", None) == "get" and parsed.output is None:
+            self._command_parser(parsed).error("the following arguments are required: "
+                                               "-o/--output")
+        return parsed
+
+    def _command_parser(self, parsed):
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(parsed, "command", None), self)
+        return self
+
+
 def parser():
-    main = argparse.ArgumentParser(
+    main = _Parser(
         prog="deid-fast", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The identifying header fields of DICOM files, fast and exactly as pydicom "
                     "reads them.", epilog=EXAMPLES)
-    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    main.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                   parser_class=argparse.ArgumentParser)
 
     get = commands.add_parser(
         "get", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -131,8 +163,8 @@ def parser():
             "csv and parquet) and the run goes on.", 88),
         epilog=FORMAT_HELP + "\n" + EXAMPLES)
     _common(get)
-    get.add_argument("-o", "--output", required=True, metavar="OUT",
-                     help="the output file, or - for standard output")
+    get.add_argument("-o", "--output", metavar="OUT",
+                     help="the output file, or - for standard output (required)")
     get.add_argument("--format", choices=writers.FORMATS, help="the output format (see below)")
     get.add_argument("--resume", action="store_true",
                      help="continue an interrupted jsonl or parquet run (made with the same "
@@ -259,9 +291,10 @@ class Progress:
     """Files done, files/s and ETA on stderr; the total is counted by a background walk (when
     the inputs can be listed twice: not for paths on standard input)."""
 
-    def __init__(self, show, paths, already_done=0):
+    def __init__(self, show, paths, already_done=0, pattern=None):
         self.bar = None
         self.paths = paths
+        self.pattern = pattern
         self.already_done = already_done
         if show:
             from tqdm import tqdm
@@ -278,7 +311,7 @@ class Progress:
         self.bar.update(files)
 
     def _count(self):
-        total = sum(1 for _ in bulk.files(self.paths)) - self.already_done
+        total = sum(1 for _ in bulk.files(self.paths, pattern=self.pattern)) - self.already_done
         self.bar.total = max(total, self.bar.n)
         self.bar.refresh()
 
@@ -424,6 +457,9 @@ def _get(args):
     try:
         fmt = writers.format_of(args.output if args.output != "-" else "",
                                 args.format or ("jsonl" if args.output == "-" else None))
+        if fmt == "parquet" and args.output == "-" and sys.stdout.isatty():
+            raise UsageError("parquet is binary: not written to a terminal (give -o FILE, or "
+                             "redirect standard output)")
         _check_shape(fmt, args)
         options = _options(args, fmt)
         job = identifiers_job(**options)
@@ -450,10 +486,11 @@ def _get(args):
 
 def _run(args, fmt, options, job, sources, again, cluster, output, writer):
     done = writer.done_paths()
-    items = bulk.files(sources, inputs.Exclude(None if output is None else args.output))
+    items = bulk.files(sources, inputs.Exclude(None if output is None else args.output),
+                       args.pattern)
     if done:
         items = (item for item in items if not done.take(path_text(inputs.name_of(item))))
-    progress = Progress(_show_progress(args), again, len(done))
+    progress = Progress(_show_progress(args), again, len(done), args.pattern)
     handler = _log_to_stderr(progress, args.quiet)
     summary = Summary()
     ungrouped = bulk.Ungrouped()
@@ -569,14 +606,15 @@ def _check(args):
             output = writers.Output(args.output)
     except (ValueError, OSError, writers.OutputError) as exc:
         raise UsageError(str(exc)) from exc
-    progress = Progress(_show_progress(args), again)
+    progress = Progress(_show_progress(args), again, pattern=args.pattern)
     handler = _log_to_stderr(progress, args.quiet)
     summary = Summary()
     exclude = inputs.Exclude(None if output is None else args.output)
 
     def produce(out):
         for path, error in bulk.check_files(sources, args.force, args.workers, args.max_depth,
-                                            args.max_header_bytes, args.max_elements, exclude):
+                                            args.max_header_bytes, args.max_elements, exclude,
+                                            args.pattern):
             if error is None:
                 line = f"dicom\t{path_text(path)}\n"
             else:
@@ -640,6 +678,10 @@ def main(argv=None):
     # Arrow's own allocators keep what a worker freed between parts; the C library's gives it
     # back, which keeps a Parquet run's memory flat (benchmarks/README.md)
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:             # `deid-fast` alone: the help, not one line of usage
+        parser().print_help()
+        return 0
     args = parser().parse_args(argv)
     try:
         with _stopped_by_signals():

@@ -55,12 +55,25 @@ SIDECAR = ".deid-fast.json"
 _PART_NAME = re.compile(r"part-\d{8}-\d{5}\.parquet\Z")
 
 
+#: The formats a file named with each extension may hold (a text extension never holds
+#: Parquet, nor .parquet text); another extension takes the format given.
+FORMATS_OF_EXTENSION = {".json": ("json", "dicom-json"), ".jsonl": ("jsonl", "dicom-json"),
+                        ".ndjson": ("jsonl", "dicom-json"), ".csv": ("csv",),
+                        ".parquet": ("parquet",), ".pq": ("parquet",)}
+
+
 def format_of(path, explicit=None):
+    """The format of the output `path` ("" for standard output): `explicit` when given and
+    allowed under the path's extension, else the extension's."""
+    extension = os.path.splitext(path)[1].lower()
     if explicit is not None:
         if explicit not in FORMATS:
             raise OutputError(f"unknown format {explicit!r}: one of {', '.join(FORMATS)}")
+        allowed = FORMATS_OF_EXTENSION.get(extension, FORMATS)
+        if explicit not in allowed:
+            raise OutputError(f"{explicit} cannot be written to {path!r}: a {extension} file "
+                              f"holds {' or '.join(allowed)}; name the output for its format")
         return explicit
-    extension = os.path.splitext(path)[1].lower()
     if extension not in EXTENSIONS:
         raise OutputError(f"cannot tell the format of {path!r} from its extension: name it "
                           f"{', '.join(EXTENSIONS)} or give --format")
