@@ -26,7 +26,7 @@ import textwrap
 import threading
 import time
 
-from deid_fast import __version__, bulk, inputs, pool, writers
+from deid_fast import __version__, bulk, inputs, names, pool, writers
 from deid_fast.config import load_config
 from deid_fast.dicom import group
 from deid_fast.errors import InvalidDicomError
@@ -185,10 +185,13 @@ def parser():
                         help="group files by this keyword (default PatientID)")
     fields.add_argument("--item-id", metavar="KEYWORD",
                         help="and within an entity by this one (default SOPInstanceUID)")
-    fields.add_argument("--fields", metavar="K,K",
-                        help="report only these top-level keywords (and the entity and item)")
+    fields.add_argument("--fields", action="append", metavar="FIELD",
+                        help="report only these top-level fields (and the entity and item): "
+                             "keywords or tags ((0010,0010), 0010,0010, 00100010); repeat it, "
+                             "or separate names with commas")
     fields.add_argument("--skip", action="append", metavar="FIELD", default=[],
-                        help="leave out this keyword, at any depth (repeat it for more)")
+                        help="leave out this field at any depth (a keyword or tag); repeat it, "
+                             "or separate names with commas")
     fields.add_argument("--no-expand-sequences", dest="expand_sequences", action="store_false",
                         help="keep a sequence as a list of items instead of S_K keys")
     fields.add_argument("--include-private", action="store_true",
@@ -439,14 +442,12 @@ def _writer(fmt, args, job, output, group_records):
 
 
 def _options(args, fmt):
-    fields = None
-    if args.fields is not None:
-        fields = [name.strip() for name in args.fields.split(",") if name.strip()]
+    fields = None if args.fields is None else names.split_option(args.fields)
     # the table's layout keeps each sequence in its column, whatever --no-expand-sequences says
     expand_sequences = args.expand_sequences and not (fmt == "parquet" or args.flat)
     return dict(force=args.force, config=args.config, entity_id=args.entity_id,
                 item_id=args.item_id, expand_sequences=expand_sequences,
-                skip_fields=args.skip, include_private=args.include_private,
+                skip_fields=names.split_option(args.skip), include_private=args.include_private,
                 include_file_meta=args.include_file_meta, delimiter=args.delimiter,
                 max_depth=args.max_depth, engine=args.engine, fields=fields,
                 max_header_bytes=args.max_header_bytes, max_elements=args.max_elements)

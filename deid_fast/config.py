@@ -5,6 +5,8 @@ from pathlib import Path
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from deid_fast.names import suggestion
+
 DEFAULT_CONFIG = Path(__file__).with_name("config.json")
 _ID_KEYS = ("entity", "item")
 
@@ -47,7 +49,9 @@ def load_config(config=None):
 def check_id_keyword(keyword, role):
     """An entity or item id must be a keyword of pydicom's dictionary, and not a sequence."""
     if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
-        raise ValueError(f"{role} {keyword!r} is not a keyword of pydicom's DICOM dictionary")
+        hint = suggestion(keyword) if isinstance(keyword, str) else ""
+        raise ValueError(f"{role} {keyword!r} is not a keyword of pydicom's DICOM dictionary"
+                         f"{hint}")
     if dictionary_VR(keyword) == "SQ":
         raise ValueError(f"{role} {keyword!r} is a sequence; it cannot name an entity or item")
     return keyword

@@ -7,10 +7,9 @@ texts are looked up (SPEC R3). The public API (`deid_fast.dicom`), the bulk runn
 all read through here.
 """
 import logging
-import re
 from typing import NamedTuple, Optional
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import keyword_dict, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
@@ -21,6 +20,7 @@ from deid_fast.config import check_id_keyword, load_config
 from deid_fast.decode import count_fallback, decoded, read_header, undecodable
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
+from deid_fast.names import field_name, field_names, tag_of
 
 logger = logging.getLogger("deid_fast")
 
@@ -33,36 +33,31 @@ def _options(skip, expand_sequences, include_private, include_file_meta, delimit
                    include_file_meta=include_file_meta, delimiter=delimiter, select=select)
 
 
-_PRIVATE_NAME = re.compile(r"\(([0-9A-F]{4}),([0-9A-F]{4})\)\Z")
-
-
 def _selection(fields, ids=()):
-    """The `fields=` selection: top-level names (keywords, or private tags as pydicom prints
-    them) plus the entity and item keywords, and the last tag the scanner must walk to.
-    None, None when every field is wanted."""
+    """The `fields=` selection: top-level names (keywords or tags, see `deid_fast.names`) plus
+    the entity and item keywords, and the last tag the scanner must walk to. None, None when
+    every field is wanted."""
     if fields is None:
         return None, None
     if isinstance(fields, str):
         fields = [fields]
     tags = {name: tag_for_keyword(name) for name in ids}
-    for name in fields:
-        if not isinstance(name, str):
-            raise TypeError(f"fields must hold keywords as str, not {type(name).__name__}")
-        private = _PRIVATE_NAME.match(name)
-        tag = tag_for_keyword(name) if private is None else int(private[1] + private[2], 16)
+    for text in fields:
+        if not isinstance(text, str):
+            raise TypeError(f"fields must hold keywords or tags as str, not {type(text).__name__}")
+        name = field_name(text)
+        tag = tag_for_keyword(name) if name in keyword_dict else tag_of(name) or tag_of(text)
         if tag is None:
-            raise ValueError(f"field {name!r} is neither a keyword of pydicom's dictionary nor a "
-                             "private tag written as '(gggg,eeee)'")
+            raise ValueError(f"field {text!r} names a repeating group's element: give its tag")
         tags[name] = tag
     return frozenset(tags), max(tags.values(), default=0)
 
 
 def _skip_list(settings, skip_fields):
+    """The names to leave out: the config's, then the caller's (keywords or tags)."""
     if skip_fields is None:
         skip_fields = []
-    elif isinstance(skip_fields, str):
-        skip_fields = [skip_fields]
-    return list(settings["skip"]) + list(skip_fields)
+    return field_names(list(settings["skip"])) + field_names(skip_fields)
 
 
 class Limits:
