@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	taskset -c 0 $(PY) benchmarks/run.py
 	taskset -c 0 $(PY) benchmarks/deid04.py
+	taskset -c 0 $(PY) benchmarks/show_start.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/deid_fast/*.c src/deid_fast/*.html benchmarks/corpus

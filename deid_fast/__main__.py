@@ -1,6 +1,6 @@
 """`python -m deid_fast` is the `deid-fast` command."""
 import sys
 
-from deid_fast.cli import main
+from deid_fast.console import main
 
 sys.exit(main())

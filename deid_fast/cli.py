@@ -46,6 +46,14 @@ examples:
   deid-fast check /data/export                        which files are DICOM, and why not
 """
 
+SHOW_EXAMPLES = """\
+examples:
+  deid-fast show image.dcm                                   the whole header
+  deid-fast show image.dcm PatientName 0008,0020 "(0009,0010)"
+  deid-fast show rtplan.dcm "BeamSequence[0].BeamName"       a nested field
+  deid-fast show image.dcm --json                            the fields dict, as JSON
+"""
+
 FORMAT_HELP = """\
 formats (from the extension of OUT, or --format):
   json        .json     {entity: {item: {field: value}}}, as get_identifiers returns it
@@ -125,6 +133,10 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
+        if getattr(parsed, "command", None) == "show":
+            # FIELD arguments after an option (show FILE --json PatientName) are still fields
+            parsed.fields += [extra for extra in extras if not extra.startswith("-")]
+            extras = [extra for extra in extras if extra.startswith("-")]
         if extras:
             command = self._command_parser(parsed)
             unknown = extras[0]
@@ -211,6 +223,28 @@ def parser():
                      help="seconds to wait for the Dask scheduler to answer (default 20)")
     get.add_argument("--errors", choices=("warn", "raise"), default="warn",
                      help="warn (default): skip bad files; raise: stop at the first (exit 1)")
+
+    show = commands.add_parser(
+        "show", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="print one file's header, a line per element (as dcmdump)",
+        description=textwrap.fill(
+            "Print the header of FILE as a person reads it: a line per element with its tag, "
+            "VR, value (long values and bytes cut, with their length) and keyword (for a "
+            "private element its creator), the items of a sequence indented under it, the file "
+            "meta first. Values are those get_fields reports. Nothing after the first top-level "
+            "pixel data element is read.", 88),
+        epilog=SHOW_EXAMPLES)
+    show.add_argument("file", metavar="FILE", help="a DICOM file")
+    show.add_argument("fields", nargs="*", metavar="FIELD",
+                      help="show only these: keywords, tags ((0010,0010), 0010,0010, 00100010) "
+                           "or paths (ReferencedSeriesSequence[0].SeriesInstanceUID)")
+    show.add_argument("--json", action="store_true",
+                      help="the fields dict of get_fields (with FIELD: those fields) as JSON")
+    show.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                      help="colour the lines: auto (default) on a terminal, unless NO_COLOR "
+                           "is set")
+    show.add_argument("--no-force", dest="force", action="store_false",
+                      help="reject a file without the 128-byte preamble and DICM")
 
     check = commands.add_parser(
         "check", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -644,6 +678,58 @@ def _check(args):
     return 0
 
 
+def _show(args):
+    """`show`: one file's header on standard output; 1 when the file cannot be read."""
+    from deid_fast import show
+    try:
+        if args.json:
+            text = _show_json(args)
+        else:
+            colour = (args.color == "always" or args.color == "auto" and sys.stdout.isatty()
+                      and not os.environ.get("NO_COLOR"))
+            text = "\n".join(show.header_lines(args.file, args.fields, colour, args.force))
+    except InvalidDicomError as exc:
+        print(f"deid-fast show: error: {path_text(exc.path)}: {exc.reason} [{exc.kind}]",
+              file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _show_json(args):
+    """The fields of get_fields (or, for FIELD arguments, of those names and paths) as JSON."""
+    import json
+
+    from deid_fast import get_fields, jsontext
+    if not args.fields:
+        fields = get_fields(args.file, force=args.force)
+    else:
+        nested = get_fields(args.file, force=args.force, expand_sequences=False,
+                            include_private=True, include_file_meta=True)
+        fields = {text: _at_path(nested, names.path_steps(text)) for text in args.fields}
+    return json.dumps(json.loads(jsontext.dumps(fields)), indent=2, ensure_ascii=False)
+
+
+def _at_path(fields, steps):
+    """The value at a path of `get_fields(expand_sequences=False)`'s dict, None where absent."""
+    where = fields
+    for number, (name, index) in enumerate(steps):
+        if not isinstance(where, dict) or name not in where:
+            return None
+        where = where[name]
+        if index is not None or number < len(steps) - 1:
+            if not isinstance(where, list):
+                return None
+            chosen = 0 if index is None else index
+            if chosen >= len(where):
+                return None
+            where = where[chosen]
+    return where
+
+
 def _show_progress(args):
     return sys.stderr.isatty() if args.progress is None else args.progress
 
@@ -686,7 +772,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         with _stopped_by_signals():
-            return _get(args) if args.command == "get" else _check(args)
+            return {"get": _get, "check": _check, "show": _show}[args.command](args)
     except UsageError as exc:
         print(f"deid-fast {args.command}: error: {exc}", file=sys.stderr)
         return 2
