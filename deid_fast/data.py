@@ -21,3 +21,13 @@ def get_dataset(name):
         raise ValueError(f"unknown example data set {name!r}: deid-data ships "
                          f"{', '.join(datasets)} ({INSTALL_HINT})")
     return datasets[name]
+
+
+if __name__ == "__main__":          # python -m deid_fast.data dicom-cookies: print its folder
+    import sys
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m deid_fast.data NAME   (prints the folder of example data set NAME)")
+    try:
+        print(get_dataset(sys.argv[1]))
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
