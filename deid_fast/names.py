@@ -12,7 +12,7 @@ separator except inside `(gggg,eeee)` and between the two four-digit halves of `
 import difflib
 import re
 
-from pydicom.datadict import keyword_dict, keyword_for_tag
+from pydicom.datadict import keyword_dict, keyword_for_tag, repeater_has_keyword
 
 _TAG = re.compile(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)|([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})")
 _STEP = re.compile(r"(?P<name>\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|[^.\[\]]+)(?:\[(?P<index>\d+)\])?")
@@ -40,7 +40,7 @@ def field_name(text):
     if not isinstance(text, str):
         raise TypeError(f"a field is named by a str, not {type(text).__name__}")
     name = text.strip()
-    if name in keyword_dict:
+    if name in keyword_dict or repeater_has_keyword(name):     # OverlayData: a repeating group
         return name
     tag = tag_of(name)
     if tag is not None:

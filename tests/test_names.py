@@ -95,3 +95,8 @@ def test_the_cli_takes_tags_repeated_options_and_comma_lists(tmp_path):
     done = run("get", COOKIE, "-o", tmp_path / "x.jsonl", "--fields", "PatientNme", status=2)
     assert "did you mean PatientName?" in done.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_repeating_groups_keyword_is_a_name():
+    assert field_name("OverlayData") == "OverlayData"
+    assert field_name("60003000") == "OverlayData"

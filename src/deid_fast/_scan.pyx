@@ -226,13 +226,54 @@ cdef class FileSource(ByteSource):
         return 0
 
 
+cdef class StreamSource(ByteSource):
+    """The bytes of a file-like object (an archive member, inflated as it is read), read in
+    chunks on demand; `size` of the member when known (a declared length past it fails without
+    reading), else bounded by max_header_bytes alone."""
+    cdef object stream
+    cdef Py_ssize_t member_size
+
+    cdef int _more(self, Py_ssize_t end) except -1:
+        cdef bytes data
+        cdef Py_ssize_t want, got
+        if end > self.member_size:
+            end = self.member_size  # never allocate for bytes the member does not have
+        if end > self.limit:
+            raise InvalidDicomError(self.path, "too-large",
+                                    f"the header runs past {self.limit} bytes (max_header_bytes)",
+                                    self.limit)
+        while self.size < end and not self.exhausted:
+            want = min(max(end - self.size, MIN_READ if self.size else FIRST_READ),
+                       self.limit - self.size, self.member_size - self.size)
+            if want <= 0:
+                self.exhausted = True
+                break
+            try:
+                data = self.stream.read(want)
+            except (OSError, EOFError, ValueError, RuntimeError, zlib.error) as exc:
+                raise InvalidDicomError(self.path, "undecodable",
+                                        f"the archive member cannot be read: "
+                                        f"{type(exc).__name__}: {exc}", self.size)
+            got = len(data)
+            if got > want:
+                raise InvalidDicomError(self.path, "undecodable",
+                                        "the archive member gave more bytes than asked", self.size)
+            if got == 0:
+                self.exhausted = True
+                break
+            self._reserve(self.size + got)
+            memcpy(self.buf + self.size, <const char*> data, got)
+            self.size += got
+        return 0
+
+
 cdef class InflatedSource(ByteSource):
     """A deflated data set (raw deflate), inflated chunk by chunk as the walk asks for bytes."""
-    cdef FileSource compressed
+    cdef ByteSource compressed
     cdef Py_ssize_t compressed_pos
     cdef object inflater
 
-    cdef int start(self, FileSource compressed, Py_ssize_t pos) except -1:
+    cdef int start(self, ByteSource compressed, Py_ssize_t pos) except -1:
         self.path = compressed.path
         self.limit = compressed.limit
         self.compressed = compressed
@@ -921,6 +962,26 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     `checked`: the caller took the path's type from a directory entry or a stat already (see
     `FileSource.open`)."""
     cdef FileSource src = FileSource()
+    src.open(path, checked)
+    return _scan(src, path, force, max_depth, stop_after, max_header_bytes, max_elements)
+
+
+def scan_stream(stream, name, Py_ssize_t size=-1, bint force=True, int max_depth=128,
+                unsigned int stop_after=0xFFFFFFFF,
+                Py_ssize_t max_header_bytes=DEFAULT_MAX_HEADER_BYTES,
+                Py_ssize_t max_elements=DEFAULT_MAX_ELEMENTS):
+    """`scan` of the bytes a file-like object `stream` gives (an archive member), named `name`
+    in errors; `size` is its length when known (-1: read until it ends). Only what the header
+    needs is read from it."""
+    cdef StreamSource src = StreamSource()
+    src.path = name
+    src.stream = stream
+    src.member_size = size if size >= 0 else max_header_bytes + 1
+    return _scan(src, name, force, max_depth, stop_after, max_header_bytes, max_elements)
+
+
+cdef Header _scan(ByteSource src, path, bint force, int max_depth, unsigned int stop_after,
+                  Py_ssize_t max_header_bytes, Py_ssize_t max_elements):
     cdef Walker walker = Walker()
     cdef Header header = Header()
     cdef Py_ssize_t pos = 0, meta_start, meta_end, command_end, end
@@ -928,7 +989,6 @@ def scan(path, bint force=True, int max_depth=128, unsigned int stop_after=0xFFF
     cdef ByteSource data
     cdef MetaIndex meta
 
-    src.open(path, checked)
     header.path = path
     src.limit = max_header_bytes
     walker.init(src, path, max_depth, max_elements, 0, False)
