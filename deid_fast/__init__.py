@@ -23,6 +23,8 @@ def compiled_core():
     try:
         from deid_fast import _flatten, _scan, _values  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on how it was imported
+        if not (exc.name or "").startswith("deid_fast."):
+            raise                   # a dependency is missing, not the build
         raise ImportError(
             f"deid_fast's compiled modules are missing in {__path__[0]}: this is the source "
             "tree, not an installed deid_fast. Install it (pip install .) and run from another "

@@ -16,6 +16,7 @@ import signal
 from pydicom.dataset import Dataset
 
 from deid_fast import inputs, pool
+from deid_fast.archives import Member, in_unit, same_unit
 from deid_fast.decode import decoded, read_header
 from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
@@ -43,17 +44,25 @@ def files(sources, exclude=inputs.NOTHING_EXCLUDED, pattern=None):
 
 def chunked(items, count=None, size=CHUNK_BYTES):
     """Lists of at most `count` items (default `CHUNK_FILES`, read when called) and about
-    `size` bytes of paths."""
+    `size` bytes of paths; the members of one compressed tar stay in one list, which one
+    process reads in one pass (`archives.same_unit`)."""
     count = count or CHUNK_FILES
     chunk = []
     room = size
+    full = False          # a full chunk that ends in a compressed tar's member waits for the next
     for item in items:
-        chunk.append(item)
-        room -= len(item) if type(item) is str else 256
-        if len(chunk) >= count or room <= 0:
+        if full and not same_unit(chunk[-1], item):
             yield chunk
             chunk = []
             room = size
+        chunk.append(item)
+        room -= len(item) if type(item) is str else 256
+        full = len(chunk) >= count or room <= 0
+        if full and not in_unit(item):
+            yield chunk
+            chunk = []
+            room = size
+            full = False
     if chunk:
         yield chunk
 
@@ -120,7 +129,8 @@ def read_dicom_json(job, items, offset=0, context=None):
                 if isinstance(source, Dataset):
                     dataset, file_meta, header = source, getattr(source, "file_meta", None), None
                 else:
-                    header = job.limits.scan(name, job.force, job.stop_after, checked=True)
+                    header = job.limits.scan(source if isinstance(source, Member) else name,
+                                             job.force, job.stop_after, checked=True)
                     dataset, file_meta = decoded(name, lambda: read_header(header), header)
                 meta, kept = decoded(name, lambda: reported(dataset, file_meta, job.options),
                                      header)
@@ -149,7 +159,8 @@ def check(job, items, offset=0, context=None):
             outcomes.append(None)
             continue
         try:
-            job.limits.scan(name, job.force, checked=True)
+            job.limits.scan(source if isinstance(source, Member) else name, job.force,
+                            checked=True)
         except InvalidDicomError as exc:
             outcomes.append(portable(exc))
         else:

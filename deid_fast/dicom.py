@@ -7,7 +7,7 @@ is `deid_fast.reader`'s, and many processes are `deid_fast.bulk`'s.
 import logging
 import os
 
-from deid_fast import inputs
+from deid_fast import archives, inputs
 from deid_fast.session import PydicomSession
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
@@ -24,7 +24,9 @@ logger = logging.getLogger("deid_fast")
 def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAULT_MAX_DEPTH,
               max_header_bytes=DEFAULT_MAX_HEADER_BYTES, max_elements=DEFAULT_MAX_ELEMENTS):
     """Yield the files named by `contenders` (a file, a folder or a list of them); folders are
-    walked recursively in sorted order, `pattern` is an fnmatch pattern on the file name. With
+    walked recursively in sorted order, `pattern` is an fnmatch pattern on the file name. The
+    members of a zip, tar, tar.gz or gz archive are yielded as `ARCHIVE!/member` names (str),
+    which every function of deid_fast reads in place. With
     `check=True` only the files whose header the scanner accepts as DICOM are yielded (the
     others are logged at INFO). What cannot be read at all (a missing path, a named pipe or
     device, a folder that cannot be listed) is never yielded, and is logged at WARNING."""
@@ -42,19 +44,20 @@ def get_files(contenders, check=True, pattern=None, force=False, max_depth=DEFAU
                          os.path.basename(os.path.normpath(os.fsdecode(contender))))
         paths += found
     if not check:
-        yield from paths
+        yield from (inputs.name_of(path) for path in paths)
         return
     logger.debug("Checking %d dicom files for validation.", len(paths))
     valid = 0
     for path in paths:
+        name = inputs.name_of(path)
         try:
-            limits.scan(path, force, checked=True)
+            limits.scan(path if type(path) is str else path[1], force, checked=True)
         except InvalidDicomError as exc:
             logger.info("Not DICOM, left out: %s: %s [%s]", path_text(exc.path), exc.reason,
                         exc.kind)
             continue
         valid += 1
-        yield path
+        yield name
     logger.debug("Found %d valid dicom files", valid)
 
 
@@ -76,6 +79,13 @@ def get_fields(source, force=True, expand_sequences=True, skip_fields=None, incl
     with PydicomSession() as session:
         try:
             return read_fields(source, name, job)[0]
+        except InvalidDicomError as exc:
+            member = archives.member_item(name) if exc.kind == "unreadable" else None
+            if member is None:
+                raise
+            if isinstance(member, InvalidDicomError):
+                raise member from None
+            return read_fields(member[1], member[0], job)[0]     # ARCHIVE!/member
         finally:
             session.flush(name)
 

@@ -14,11 +14,13 @@
 """
 import fnmatch
 import os
+import posixpath
 import re
 import stat
 
 from pydicom.dataset import Dataset
 
+from deid_fast import archives
 from deid_fast.errors import InvalidDicomError
 
 # --- writing a path as text -------------------------------------------------------------------
@@ -45,7 +47,10 @@ def path_text(path):
     a byte that is not part of valid UTF-8, a control character (newline and tab included) and
     U+2028/U+2029 are written `%HH` (their bytes in hex); a "%" followed by two hex digits is
     written "%25" and "!/" is written "%21/" so that neither can be mistaken. Every other path
-    is written as it is."""
+    is written as it is. An archive member (`archives.MemberName`) is its archive's path and its
+    member's, each written so, joined by the one `!/` left unescaped."""
+    if type(path) is archives.MemberName:
+        return f"{path_text(path.archive)}{archives.SEPARATOR}{path_text(path.member)}"
     if type(path) is not str:
         path = os.fsdecode(path)
     if path.isascii() and path.isprintable() and "%" not in path and "!/" not in path:
@@ -126,7 +131,10 @@ def walk(folder, pattern=None, exclude=NOTHING_EXCLUDED, seen=None):
             stack.pop()
             continue
         if type(entry) is not tuple:        # a file, or a record of an entry not read
-            yield entry
+            if type(entry) is str and archives.kind_of(entry):
+                yield from _archive(entry, pattern)
+            else:
+                yield entry
             continue
         path, key = entry
         if key in seen:
@@ -161,7 +169,8 @@ def _list(folder, folder_key, pattern, exclude):
                 folders.append((path, (info.st_dev, info.st_ino)))
                 continue
             if entry.is_file(follow_symlinks=False):
-                if pattern is None or fnmatch.fnmatch(name, pattern):
+                # an archive is opened whatever its name; `pattern` then picks its members
+                if pattern is None or fnmatch.fnmatch(name, pattern) or archives.kind_of(name):
                     files.append(path)
                 continue
             if entry.is_symlink():
@@ -179,10 +188,19 @@ def _list(folder, folder_key, pattern, exclude):
         except OSError as exc:
             files.append(unreadable(path, f"cannot stat: {exc.strerror}"))
             continue
-        if pattern is not None and not fnmatch.fnmatch(name, pattern):
+        if pattern is not None and not fnmatch.fnmatch(name, pattern) and not (
+                stat.S_ISREG(mode) and archives.kind_of(name)):
             continue
         files.append(path if stat.S_ISREG(mode) else unreadable(path, not_a_file(mode)))
     return files + folders
+
+
+def _archive(path, pattern):
+    """The items of an archive, members whose file name matches `pattern` (when given)."""
+    for item in archives.items(path):
+        if (pattern is None or isinstance(item, InvalidDicomError)
+                or fnmatch.fnmatch(posixpath.basename(item[1].member), pattern)):
+            yield item
 
 
 def as_list(sources):
@@ -201,8 +219,10 @@ def display_name(source, index):
 
 def items(sources, pattern=None, exclude=NOTHING_EXCLUDED):
     """What to read, in order: a path (str) per file (folders walked, see `walk`), a
-    `(name, Dataset)` pair, or an InvalidDicomError for what cannot be read (a missing path, a
-    pipe or device, a folder that cannot be listed)."""
+    `(name, Dataset)` pair, a `(name, archives.Member)` pair per member of an archive (named
+    `ARCHIVE!/member`, given so or met as an archive file), or an InvalidDicomError for what
+    cannot be read (a missing path, a pipe or device, a folder that cannot be listed, a damaged
+    archive)."""
     seen = set()
     for index, source in enumerate(as_list(sources)):
         if isinstance(source, Dataset):
@@ -212,10 +232,17 @@ def items(sources, pattern=None, exclude=NOTHING_EXCLUDED):
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            yield unreadable(path, f"cannot open: {exc.strerror}")
+            member = archives.member_item(path)       # ARCHIVE!/member
+            if member is None:
+                yield unreadable(path, f"cannot open: {exc.strerror}")
+            elif (pattern is None or isinstance(member, InvalidDicomError)
+                  or fnmatch.fnmatch(posixpath.basename(member[1].member), pattern)):
+                yield member
             continue
         if stat.S_ISDIR(mode):
             yield from walk(path, pattern, exclude, seen)
+        elif stat.S_ISREG(mode) and archives.kind_of(path):
+            yield from _archive(path, pattern)
         elif pattern is None or fnmatch.fnmatch(os.path.basename(path), pattern):
             yield path if stat.S_ISREG(mode) else unreadable(path, not_a_file(mode))
 

@@ -13,8 +13,9 @@ from pydicom.datadict import keyword_dict, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from deid_fast._flatten import (NativeUnsupported, Options, UndecodableElement, flatten,
-                                options_key, read_native)
-from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan
+                                flatten_header, options_key, read_native)
+from deid_fast.archives import Member
+from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES, scan, scan_stream
 from deid_fast._values import is_empty, to_builtin
 from deid_fast.config import check_id_keyword, load_config
 from deid_fast.decode import count_fallback, decoded, read_header, undecodable
@@ -74,8 +75,13 @@ class Limits:
         self.max_header_bytes = max_header_bytes
         self.max_elements = max_elements
 
-    def scan(self, path, force, stop_after=0xFFFFFFFF, checked=False):
-        return scan(path, force, self.max_depth, stop_after, self.max_header_bytes,
+    def scan(self, source, force, stop_after=0xFFFFFFFF, checked=False):
+        """The scanned header of a path or an archive `Member`."""
+        if type(source) is Member:
+            return source.scan(scan_stream, force=force, max_depth=self.max_depth,
+                               stop_after=stop_after, max_header_bytes=self.max_header_bytes,
+                               max_elements=self.max_elements)
+        return scan(source, force, self.max_depth, stop_after, self.max_header_bytes,
                     self.max_elements, checked)
 
 
@@ -141,21 +147,31 @@ def _read(source, name, job, checked):
                              job.ids)
     limits = job.limits
     if job.engine == "native":
+        header = None
         try:
-            header, fields, entity, item = read_native(
-                name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
-                limits.max_elements, job.options, job.id_tags[0], job.id_tags[1], checked)
+            if type(source) is Member:     # an archive member: scanned from its stream
+                header = limits.scan(source, job.force, job.stop_after)
+                fields, entity, item = flatten_header(header, job.options, {}, job.id_tags[0],
+                                                      job.id_tags[1])
+            else:
+                header, fields, entity, item = read_native(
+                    name, job.force, limits.max_depth, job.stop_after, limits.max_header_bytes,
+                    limits.max_elements, job.options, job.id_tags[0], job.id_tags[1], checked)
         except NativeUnsupported as exc:
             count_fallback(name, exc)
         except (InvalidDicomError, MemoryError):
             raise                               # MemoryError: see read_fields
         except UndecodableElement as exc:
-            raise undecodable(name, exc, exc.header) from exc
+            raise undecodable(name, exc, getattr(exc, "header", header)) from exc
         except Exception as exc:
             raise undecodable(name, exc) from exc
         else:
             return fields, ([_id_text(entity), _id_text(item)] if job.ids else [])
-    header = limits.scan(name, job.force, job.stop_after, checked)
+        if header is not None:       # the member's stream is read once: its header is kept
+            dataset, file_meta = decoded(name, lambda: read_header(header), header)
+            return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
+    header = limits.scan(source if type(source) is Member else name, job.force, job.stop_after,
+                         checked)
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
     return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
 

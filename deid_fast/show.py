@@ -7,13 +7,16 @@ as plain builtins); a long value or bytes are abbreviated with their length. Eve
 the header is shown, private ones and empty ones included; nothing after the first top-level
 pixel data element is read, which is shown as a line of its own.
 """
-import base64
+import os
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from deid_fast import archives
 from deid_fast._values import to_builtin
 from deid_fast.decode import decoded, read_header
+from deid_fast.errors import InvalidDicomError
+from deid_fast.inputs import path_text
 from deid_fast.names import path_steps
 from deid_fast.reader import DEFAULT_MAX_DEPTH, Limits
 from deid_fast._scan import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_HEADER_BYTES
@@ -80,7 +83,14 @@ def header_lines(path, fields=(), colour=False, force=True):
     (`Sequence[0].Keyword`) to show instead of the whole header. Raises InvalidDicomError."""
     style = Style(colour)
     limits = Limits(DEFAULT_MAX_DEPTH, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_ELEMENTS)
-    header = limits.scan(path, force)
+    source = path
+    if not os.path.lexists(path):
+        member = archives.member_item(path)          # ARCHIVE!/member
+        if isinstance(member, InvalidDicomError):
+            raise member
+        if member is not None:
+            path, source = member
+    header = limits.scan(source, force)
     with PydicomSession() as session:
         try:
             dataset, file_meta = decoded(path, lambda: read_header(header), header)
@@ -121,7 +131,7 @@ def _get(where, name):
 def _lines(header, dataset, file_meta, selected, style):
     encoding = _TRANSFER_SYNTAX.get((header.is_implicit_vr, header.is_little_endian), "")
     syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
-    lines = [style("note", f"# {header.path}: {encoding}" +
+    lines = [style("note", f"# {path_text(header.path)}: {encoding}" +
                    (f", {syntax} ({syntax.name})" if syntax else "") +
                    (", deflated" if header.deflated else ""))]
     if selected:

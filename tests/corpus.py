@@ -4,8 +4,9 @@ Three packages ship the files:
 
 - pydicom: every ``*.dcm`` under ``pydicom/data/test_files`` (recursively) and
   ``pydicom/data/charset_files``;
-- deid-data (module ``deid_data``): every ``*.dcm`` in the folders of ``deid_data/data``
-  (its ``.zip`` archives, README and ``__init__.py`` are not DICOM and are left out);
+- deid-data (module ``deid_data``): every ``*.dcm`` in the folders of ``deid_data/data``;
+  the members of its ``.zip`` archives are listed apart (``archived_files``), as
+  ``ARCHIVE!/member`` names deid_fast reads in place;
 - pydicom-data (module ``data_store``): every file of ``data_store/data``, listed
   directly, because pydicom's ``get_testdata_file`` tries the network for files the
   wheel lacks.
@@ -22,6 +23,7 @@ __all__ = [
     "CorpusMissing",
     "pydicom_files",
     "deid_data_files",
+    "archived_files",
     "pydicom_data_files",
     "shipped_files",
 ]
@@ -80,6 +82,22 @@ def pydicom_data_files() -> list[str]:
     if not files:
         raise CorpusMissing(f"no files in {data}")
     return files
+
+
+def archived_files() -> list[str]:
+    """The members of deid-data's zip files, named ``ARCHIVE!/member`` (read in place)."""
+    import zipfile
+
+    data = _folder(_package_dir("deid_data", "deid-data") / "data")
+    archives = sorted(str(p) for p in data.rglob("*.zip"))
+    if not archives:
+        raise CorpusMissing(f"no zip files under {data}")
+    names = []
+    for archive in archives:
+        with zipfile.ZipFile(archive) as opened:
+            names += [f"{archive}!/{info.filename}" for info in opened.infolist()
+                      if not info.is_dir()]
+    return names
 
 
 def shipped_files() -> list[str]:

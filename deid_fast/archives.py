@@ -1,0 +1,343 @@
+"""Archives read in place: knows zip, tar and gzip files and their members, not DICOM.
+
+A member of an archive is read where it lies, never extracted to disk, and only as much of it
+as its header needs (the scanner asks; `deid_fast._scan.scan_stream`). It is named
+`ARCHIVE!/member/path`: the archive's path, `!/`, the member's path inside it. In every output
+a literal `!/` of a real path is written `%21/` (`deid_fast.inputs.path_text`), so the first
+unescaped `!/` of a written name is always this separator.
+
+- `.zip`: members in the archive's order, each read on its own (random access).
+- `.tar`: members in the archive's order, each read at its offset (random access).
+- `.tar.gz`, `.tgz`: a compressed stream cannot be entered in the middle, so its members are
+  read in one forward pass: they stay together in one unit of work (`same_unit`), and a
+  process keeps the stream it is reading open for the next member.
+- `.gz` (not a tar): one member, the file without its `.gz`.
+
+Bounds: at most `MAX_MEMBERS` members per archive (the rest is one record saying so), and a
+member's header is bounded by `max_header_bytes` of inflated bytes like any file's. An archive
+inside an archive is not opened (a record says so: extract it first), nor is a link or device
+inside a tar followed. A damaged archive or member is a record with its reason.
+"""
+import collections
+import gzip
+import os
+import stat
+import tarfile
+import zipfile
+import zlib
+
+from deid_fast.errors import InvalidDicomError
+
+SEPARATOR = "!/"
+MAX_MEMBERS = 1_000_000
+_KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"),
+          (".gz", "gz"))
+_READ_ERRORS = (OSError, EOFError, ValueError, RuntimeError, zlib.error, zipfile.BadZipFile,
+                tarfile.TarError, NotImplementedError)
+
+
+def kind_of(path):
+    """"zip", "tar", "tar.gz" or "gz" for a file named as such an archive, else None."""
+    name = os.fsdecode(path).lower()
+    for suffix, kind in _KINDS:
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+class MemberName(str):
+    """The name `ARCHIVE!/member` of an archive member, as a str, knowing its two parts (a
+    literal `!/` in either is escaped apart from the separator when written)."""
+
+    __slots__ = ("archive", "member")
+
+    def __new__(cls, archive, member):
+        name = super().__new__(cls, f"{archive}{SEPARATOR}{member}")
+        name.archive = archive
+        name.member = member
+        return name
+
+    def __reduce__(self):
+        return (MemberName, (self.archive, self.member))
+
+
+class Member:
+    """Where a member is: its archive, kind, path inside it, and (from the archive's listing)
+    its index, size and data offset. Picklable: a worker process opens the archive itself."""
+
+    __slots__ = ("archive", "kind", "member", "index", "size", "offset")
+
+    def __init__(self, archive, kind, member, index=None, size=-1, offset=None):
+        self.archive = archive
+        self.kind = kind
+        self.member = member
+        self.index = index
+        self.size = size
+        self.offset = offset
+
+    def __reduce__(self):
+        return (Member, (self.archive, self.kind, self.member, self.index, self.size,
+                         self.offset))
+
+    @property
+    def name(self):
+        return MemberName(self.archive, self.member)
+
+    def scan(self, scan_stream, **bounds):
+        """`scan_stream` (the scanner) over this member's bytes."""
+        with _opened(self) as (stream, size):
+            return scan_stream(stream, self.name, size, **bounds)
+
+
+def same_unit(item, following):
+    """Whether two items of a walk must be read by one process in one pass: members of one
+    compressed tar."""
+    first, second = _member_of(item), _member_of(following)
+    return (first is not None and second is not None and first.kind == "tar.gz"
+            and second.kind == "tar.gz" and first.archive == second.archive)
+
+
+def in_unit(item):
+    """Whether an item of a walk is a member of a compressed tar (read in one pass with the
+    members that follow it)."""
+    member = _member_of(item)
+    return member is not None and member.kind == "tar.gz"
+
+
+def _member_of(item):
+    if type(item) is tuple and len(item) == 2 and isinstance(item[1], Member):
+        return item[1]
+    return None
+
+
+# --- listing an archive: one pass ---------------------------------------------------------------
+
+
+def _nested(member, name):
+    """The record of a member that is itself an archive (not opened), else None."""
+    if kind_of(member) is None:
+        return None
+    return InvalidDicomError(name, "unreadable",
+                             "is an archive inside an archive: not opened (extract it first)")
+
+
+def items(archive):
+    """What to read in `archive`, in its order: a `(name, Member)` pair per member file, or an
+    InvalidDicomError (a damaged archive, a member that is not a file or is an archive, past
+    MAX_MEMBERS members)."""
+    kind = kind_of(archive)
+    try:
+        if kind == "zip":
+            yield from _zip_items(archive)
+        elif kind == "gz":
+            member = os.path.basename(archive)[:-3]
+            nested = _nested(member, MemberName(archive, member))
+            yield nested if nested else (MemberName(archive, member), Member(archive, "gz", member, 0))
+        else:
+            yield from _tar_items(archive, kind)
+    except _READ_ERRORS as exc:
+        yield InvalidDicomError(archive, "undecodable",
+                                f"the {kind} archive cannot be read: {type(exc).__name__}: {exc}")
+
+
+def _too_many(archive):
+    return InvalidDicomError(archive, "too-large",
+                             f"holds more than {MAX_MEMBERS:,} members: the rest is not read")
+
+
+def _zip_items(archive):
+    with _open_regular(archive) as raw, zipfile.ZipFile(raw) as opened:
+        for index, info in enumerate(opened.infolist()):
+            if index == MAX_MEMBERS:
+                yield _too_many(archive)
+                return
+            if info.is_dir():
+                continue
+            name = MemberName(archive, info.filename)
+            if info.flag_bits & 0x1:
+                yield InvalidDicomError(name, "unreadable", "is encrypted: not read")
+            elif stat.S_ISLNK(info.external_attr >> 16):
+                yield InvalidDicomError(name, "unreadable", "is a link inside the archive: not followed")
+            else:
+                yield _nested(info.filename, name) or (
+                    name, Member(archive, "zip", info.filename, index, info.file_size))
+
+
+def _tar_items(archive, kind):
+    mode = "r|gz" if kind == "tar.gz" else "r|"
+    with _open_regular(archive) as raw, tarfile.open(fileobj=raw, mode=mode) as opened:
+        for index, info in enumerate(opened):
+            if index == MAX_MEMBERS:
+                yield _too_many(archive)
+                return
+            if info.isdir():
+                continue
+            name = MemberName(archive, info.name)
+            if not info.isreg():
+                what = "a link" if info.issym() or info.islnk() else "not a file"
+                yield InvalidDicomError(name, "unreadable",
+                                        f"is {what} inside the archive: not read")
+                continue
+            yield _nested(info.name, name) or (
+                name, Member(archive, kind, info.name, index, info.size, info.offset_data))
+
+
+# --- reading a member -----------------------------------------------------------------------------
+
+
+def _open_regular(path):
+    """The file at `path` opened for reading, only if it is a regular file (never blocking on a
+    named pipe swapped in since the walk looked)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(f"{os.fsdecode(path)} is not a regular file")
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+class _Window:
+    """`size` bytes of a file from `offset`: a tar member read in place."""
+
+    def __init__(self, raw, offset, size):
+        raw.seek(offset)
+        self.raw = raw
+        self.left = size
+
+    def read(self, count):
+        data = self.raw.read(min(count, self.left))
+        self.left -= len(data)
+        return data
+
+
+class _Open:
+    """The archives this process has open, so that members read one after another do not open
+    their archive again: zip files (a few, least recently used closed first) and the compressed
+    tar being read forward. Dropped in a forked child (it must not share the parent's file
+    offsets)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.zips = collections.OrderedDict()
+        self.tar = None          # (archive, TarFile in stream mode, its member iterator, index)
+
+    def fresh(self):
+        if self.pid != os.getpid():
+            self.__init__()
+        return self
+
+    def zip(self, archive):
+        pair = self.zips.pop(archive, None)
+        if pair is None:
+            raw = _open_regular(archive)
+            try:
+                pair = (zipfile.ZipFile(raw), raw)
+            except BaseException:
+                raw.close()
+                raise
+            while len(self.zips) >= 4:
+                for opened in self.zips.popitem(last=False)[1]:
+                    opened.close()
+        self.zips[archive] = pair
+        return pair[0]
+
+    def tar_member(self, member):
+        """The stream of a compressed tar's member, continuing the pass in progress when the
+        member lies ahead of it."""
+        if self.tar is None or self.tar[0] != member.archive or self.tar[3] >= (member.index or 0):
+            self.close_tar()
+            raw = _open_regular(member.archive)
+            opened = tarfile.open(fileobj=raw, mode="r|gz")
+            self.tar = [member.archive, opened, enumerate(opened), -1, raw]
+        for index, info in self.tar[2]:
+            self.tar[3] = index
+            if (index == member.index if member.index is not None else info.name == member.member):
+                return self.tar[1].extractfile(info), info.size
+        self.close_tar()
+        raise KeyError(member.member)
+
+    def close_tar(self):
+        if self.tar is not None:
+            self.tar[1].close()
+            self.tar[4].close()
+            self.tar = None
+
+
+_OPEN = _Open()
+
+
+class _opened:
+    """`with _opened(member) as (stream, size)`: the member's bytes; read errors become the
+    member's InvalidDicomError."""
+
+    def __init__(self, member):
+        self.member = member
+        self.closing = []
+
+    def __enter__(self):
+        member = self.member
+        try:
+            cache = _OPEN.fresh()
+            if member.kind == "zip":
+                opened = cache.zip(member.archive)
+                info = (opened.infolist()[member.index] if member.index is not None
+                        else opened.getinfo(member.member))
+                stream = opened.open(info)
+                self.closing.append(stream)
+                return stream, info.file_size
+            if member.kind == "tar":
+                raw = _open_regular(member.archive)
+                self.closing.append(raw)
+                if member.offset is None:
+                    with tarfile.open(fileobj=raw, mode="r:") as opened:
+                        info = opened.getmember(member.member)
+                        member.offset, member.size = info.offset_data, info.size
+                return _Window(raw, member.offset, member.size), member.size
+            if member.kind == "tar.gz":
+                return cache.tar_member(member)
+            raw = _open_regular(member.archive)
+            self.closing.append(raw)
+            stream = gzip.GzipFile(fileobj=raw)
+            self.closing.insert(0, stream)
+            return stream, -1
+        except KeyError:
+            self.__exit__()
+            raise InvalidDicomError(member.name, "unreadable", "no such member in the archive") from None
+        except _READ_ERRORS as exc:
+            self.__exit__()
+            raise InvalidDicomError(member.name, "undecodable", f"the archive member cannot be "
+                                    f"read: {type(exc).__name__}: {exc}") from exc
+
+    def __exit__(self, *exc_info):
+        for opened in self.closing:
+            opened.close()
+        return False
+
+
+def split_name(path):
+    """(archive, member) when `path` does not exist but names a member `ARCHIVE!/member` of an
+    archive that does, else None."""
+    text = os.fsdecode(path)
+    start = 0
+    while True:
+        at = text.find(SEPARATOR, start)
+        if at < 0:
+            return None
+        archive, member = text[:at], text[at + len(SEPARATOR):]
+        if kind_of(archive) and member and os.path.isfile(archive):
+            return archive, member
+        start = at + 1
+
+
+def member_item(path):
+    """The `(name, Member)` item of a member named `ARCHIVE!/member`, or None."""
+    parts = split_name(path)
+    if parts is None:
+        return None
+    archive, member = parts
+    nested = _nested(member, MemberName(archive, member))
+    if nested is not None:
+        return nested
+    return MemberName(archive, member), Member(archive, kind_of(archive), member)
