@@ -182,3 +182,22 @@ def test_cli_reports_an_unreachable_scheduler(tmp_path):
                           capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "Dask scheduler" in done.stderr
+
+
+def test_archives_on_the_cluster_are_the_local_result(client, tmp_path):
+    """Members of a zip and of a tar.gz (whose members stay in one chunk) read by the workers."""
+    import tarfile
+    import zipfile
+    cookies = sorted(Path(p) for p in shipped_files() if "dicom-cookies" in p)
+    with zipfile.ZipFile(tmp_path / "c.zip", "w") as made:
+        for path in cookies:
+            made.write(path, path.name)
+    with tarfile.open(tmp_path / "c.tar.gz", "w:gz") as made:
+        for path in cookies:
+            made.add(path, path.name)
+    sources = [str(tmp_path / "c.zip"), str(tmp_path / "c.tar.gz")]
+    local = deid_fast.get_identifiers(sources)
+    assert local and sum(len(items) for items in local.values()) == len(cookies)
+    assert_same(on_dask.get_identifiers(sources, client=client, chunk_files=3), local, "archives")
+    paths = [record.path for record in on_dask.to_bag(sources, chunk_files=3).compute()]
+    assert paths == [f"{source}!/{path.name}" for source in sources for path in cookies]
