@@ -74,6 +74,8 @@ def path_steps(text):
         index = match["index"]
         steps.append((field_name(match["name"]), None if index is None else int(index)))
         position = match.end()
+        if len(steps) > 128:
+            raise ValueError(f"{text[:60]!r}...: a field path of more than 128 steps")
         if position == len(text):
             return steps
         if text[position] != ".":

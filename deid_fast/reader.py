@@ -7,6 +7,7 @@ texts are looked up (SPEC R3). The public API (`deid_fast.dicom`), the bulk runn
 all read through here.
 """
 import logging
+import re
 from typing import NamedTuple, Optional
 
 from pydicom.datadict import keyword_dict, tag_for_keyword
@@ -21,7 +22,7 @@ from deid_fast.config import check_id_keyword, load_config
 from deid_fast.decode import count_fallback, decoded, read_header, undecodable
 from deid_fast.errors import InvalidDicomError
 from deid_fast.inputs import path_text
-from deid_fast.names import field_name, field_names, tag_of
+from deid_fast.names import field_name, field_names, path_steps, tag_of
 
 logger = logging.getLogger("deid_fast")
 
@@ -36,22 +37,83 @@ def _options(skip, expand_sequences, include_private, include_file_meta, delimit
 
 def _selection(fields, ids=()):
     """The `fields=` selection: top-level names (keywords or tags, see `deid_fast.names`) plus
-    the entity and item keywords, and the last tag the scanner must walk to. None, None when
+    the entity and item keywords, the last tag the scanner must walk to, and the paths
+    (`Sequence[0].Keyword`) that narrow a top-level sequence, by its name. None, None, None when
     every field is wanted."""
     if fields is None:
-        return None, None
+        return None, None, None
     if isinstance(fields, str):
         fields = [fields]
     tags = {name: tag_for_keyword(name) for name in ids}
+    whole, paths = set(ids), {}
     for text in fields:
         if not isinstance(text, str):
             raise TypeError(f"fields must hold keywords or tags as str, not {type(text).__name__}")
-        name = field_name(text)
+        steps = path_steps(text) if ("." in text or "[" in text) else None
+        name = steps[0][0] if steps else field_name(text)
         tag = tag_for_keyword(name) if name in keyword_dict else tag_of(name) or tag_of(text)
         if tag is None:
             raise ValueError(f"field {text!r} names a repeating group's element: give its tag")
         tags[name] = tag
-    return frozenset(tags), max(tags.values(), default=0)
+        if steps is None or len(steps) == 1 and steps[0][1] is None:
+            whole.add(name)
+        else:
+            paths.setdefault(name, []).append(steps)
+    narrowed = {name: tuple(steps) for name, steps in paths.items() if name not in whole}
+    return frozenset(tags), max(tags.values(), default=0), narrowed or None
+
+
+def narrow(fields, paths, options):
+    """`fields` with each top-level sequence named in `paths` holding only what its paths name:
+    an index picks that item, no index every item (`deid_fast.names` writes paths). Expanded
+    keys are matched by the key rule R7, an unexpanded sequence keeps its items, those not
+    picked empty (`{}`)."""
+    if options.expand_sequences:
+        delimiter = re.escape(options.delimiter)
+        rules = [re.compile(_key_pattern(steps, delimiter)) for all_steps in paths.values()
+                 for steps in all_steps]
+        tops = tuple(name + options.delimiter for name in paths)
+        return {key: value for key, value in fields.items()
+                if not key.startswith(tops) or any(rule.fullmatch(key) for rule in rules)}
+    for name, all_steps in paths.items():
+        if isinstance(fields.get(name), list):
+            fields[name] = _narrow_items(fields[name], all_steps)
+    return fields
+
+
+def _key_pattern(steps, delimiter):
+    pattern = re.escape(steps[0][0])
+    for number, (_name, index) in enumerate(steps):
+        if index is None:
+            pattern += f"(?:{delimiter}\\d+)?"
+        else:      # a one-item sequence's keys carry no index: item 0 may stand alone
+            pattern += f"(?:{delimiter}{index})" + ("?" if index == 0 else "")
+        if number + 1 < len(steps):
+            pattern += delimiter + re.escape(steps[number + 1][0])
+    return pattern + f"(?:{delimiter}.+)?"
+
+
+def _narrow_items(items, all_steps):
+    """The items of an unexpanded sequence with only what the paths (from this sequence down)
+    name; a path's depth is bounded by `path_steps`."""
+    kept = [{} for _ in items]
+    for steps in all_steps:
+        index = steps[0][1]
+        for number, item in enumerate(items):
+            if index is not None and number != index:
+                continue
+            if len(steps) == 1:
+                kept[number] = item
+                continue
+            child, rest = steps[1][0], steps[1:]
+            if child not in item:
+                continue
+            value = item[child]
+            if isinstance(value, list) and value and isinstance(value[0], dict) and (
+                    len(rest) > 1 or rest[0][1] is not None):
+                value = _narrow_items(value, [rest])
+            kept[number][child] = value
+    return kept
 
 
 def _skip_list(settings, skip_fields):
@@ -115,9 +177,9 @@ def _read_dataset(dataset, file_meta, header, name, options, ids):
 class Job:
     """The settings of one call, checked once: field options, scanner bounds, engine, ids."""
 
-    __slots__ = ("options", "force", "limits", "engine", "ids", "id_tags", "stop_after")
+    __slots__ = ("options", "force", "limits", "engine", "ids", "id_tags", "stop_after", "paths")
 
-    def __init__(self, options, force, limits, engine, ids=(), stop_after=None):
+    def __init__(self, options, force, limits, engine, ids=(), stop_after=None, paths=None):
         check_engine(engine)
         self.options = options
         self.force = force
@@ -126,6 +188,7 @@ class Job:
         self.ids = ids
         self.id_tags = tuple(tag_for_keyword(keyword) for keyword in ids) + (0, 0)[len(ids):]
         self.stop_after = 0xFFFFFFFF if stop_after is None else stop_after
+        self.paths = paths          # {top-level sequence: its paths}: `narrow`, or None
 
 
 def read_fields(source, name, job, checked=False):
@@ -136,9 +199,12 @@ def read_fields(source, name, job, checked=False):
     comes from `deid_fast.inputs`, which looked at its type already (the scanner then only
     checks the open file)."""
     try:
-        return _read(source, name, job, checked)
+        fields, ids = _read(source, name, job, checked)
     except MemoryError:
         raise InvalidDicomError(name, "too-large", "ran out of memory reading its header") from None
+    if job.paths is not None:
+        fields = narrow(fields, job.paths, job.options)
+    return fields, ids
 
 
 def _read(source, name, job, checked):
@@ -204,10 +270,11 @@ def fields_job(*settings):
 
 def _fields_job(skip_fields, expand_sequences, include_private, include_file_meta, delimiter,
                 max_depth, engine, fields, max_header_bytes, max_elements, force):
-    select, stop_after = _selection(fields)
+    select, stop_after, paths = _selection(fields)
     return Job(_options(_skip_list(load_config(), skip_fields), expand_sequences,
                         include_private, include_file_meta, delimiter, select),
-               force, Limits(max_depth, max_header_bytes, max_elements), engine, (), stop_after)
+               force, Limits(max_depth, max_header_bytes, max_elements), engine, (), stop_after,
+               paths)
 
 
 class Record(NamedTuple):
@@ -256,11 +323,11 @@ def identifiers_job(force=True, config=None, entity_id=None, item_id=None, expan
     settings = load_config(config)
     entity_id = check_id_keyword(entity_id or settings["ids"]["entity"], "entity_id")
     item_id = check_id_keyword(item_id or settings["ids"]["item"], "item_id")
-    select, stop_after = _selection(fields, (entity_id, item_id))
+    select, stop_after, paths = _selection(fields, (entity_id, item_id))
     return Job(_options(_skip_list(settings, skip_fields), expand_sequences, include_private,
                         include_file_meta, delimiter, select), force,
                Limits(max_depth, max_header_bytes, max_elements), engine, (entity_id, item_id),
-               stop_after)
+               stop_after, paths)
 
 
 def check_errors(errors):

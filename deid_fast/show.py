@@ -102,23 +102,25 @@ def header_lines(path, fields=(), colour=False, force=True):
 
 
 def _find(dataset, file_meta, text):
-    """The element a name or path names (an item, for a path ending in [index]), or None when
-    the file has none there. A top-level name is looked up in the data set, then the file meta."""
+    """The elements a name or path names (items, for a path ending in [index]): an index picks
+    that item, no index every item. A top-level name is looked up in the data set, then the
+    file meta."""
     steps = path_steps(text)
-    where = dataset if _get(dataset, steps[0][0]) is not None else file_meta
+    found = [dataset if _get(dataset, steps[0][0]) is not None else file_meta]
     for number, (name, index) in enumerate(steps):
-        element = _get(where, name)
-        if element is None:
-            return None
-        if index is None and number == len(steps) - 1:
-            return element
-        if not isinstance(element.value, Sequence):
-            return None
-        chosen = 0 if index is None else index
-        if chosen >= len(element.value):
-            return None
-        where = element.value[chosen]
-    return where               # the path ends in [index]: the item, with all it holds
+        last = number == len(steps) - 1
+        following = []
+        for where in found:
+            element = _get(where, name)
+            if element is None:
+                continue
+            if last and index is None:
+                following.append(element)
+            elif isinstance(element.value, Sequence):
+                items = list(element.value)
+                following += items if index is None else items[index:index + 1]
+        found = following
+    return found
 
 
 def _get(where, name):
@@ -136,13 +138,14 @@ def _lines(header, dataset, file_meta, selected, style):
                    (", deflated" if header.deflated else ""))]
     if selected:
         for text, found in selected:
-            if found is None:
+            if not found:
                 lines.append(style("note", f"# {text}: not in this file"))
-            elif isinstance(found, Dataset):
-                lines.append(style("note", f"# {text}: an item"))
-                lines += _walk(found, style, 1)
-            else:
-                lines += _walk_elements([found], style, 0)
+            for where in found:
+                if isinstance(where, Dataset):
+                    lines.append(style("note", f"# {text}: an item"))
+                    lines += _walk(where, style, 1)
+                else:
+                    lines += _walk_elements([where], style, 0)
         return lines
     if file_meta:
         lines.append(style("note", "# file meta"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 import deid_fast
 from deid_fast.names import field_name, path_steps, split_option
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the helper modules beside this file
+from corpus import shipped_files  # noqa: E402
 
 SCRIPT = Path(sys.executable).with_name("deid-fast")
 COOKIE = str(Path(deid_data.__file__).parent / "data" / "dicom-cookies" / "image1.dcm")
@@ -100,3 +104,37 @@ def test_the_cli_takes_tags_repeated_options_and_comma_lists(tmp_path):
 def test_a_repeating_groups_keyword_is_a_name():
     assert field_name("OverlayData") == "OverlayData"
     assert field_name("60003000") == "OverlayData"
+
+
+RTPLAN = next(path for path in shipped_files() if path.endswith("/rtplan.dcm"))
+
+
+def test_fields_paths_narrow_a_sequence():
+    """fields= (and --fields) take paths: the top-level sequence is read, and only what the
+    path names is kept: an index picks that item, no index every item."""
+    every = deid_fast.get_fields(RTPLAN, fields=["DoseReferenceSequence.DoseReferenceNumber",
+                                                 "PatientID"])
+    assert every == {"PatientID": "id00001", "DoseReferenceSequence_0_DoseReferenceNumber": 1,
+                     "DoseReferenceSequence_1_DoseReferenceNumber": 2}
+    one = deid_fast.get_fields(RTPLAN, fields=["DoseReferenceSequence[1].DoseReferenceNumber"])
+    assert one == {"DoseReferenceSequence_1_DoseReferenceNumber": 2}
+    nested = deid_fast.get_fields(RTPLAN, fields=["BeamSequence[0].ControlPointSequence[1]"
+                                                  ".CumulativeMetersetWeight"], expand_sequences=False)
+    assert nested == {"BeamSequence": [{"ControlPointSequence": [{}, {"CumulativeMetersetWeight": 1.0}]}]}
+    whole = deid_fast.get_fields(RTPLAN, fields=["DoseReferenceSequence"])
+    assert deid_fast.get_fields(RTPLAN, fields=["DoseReferenceSequence",
+                                                "DoseReferenceSequence[1].DoseReferenceNumber"]) == whole
+    full = deid_fast.get_fields(RTPLAN)
+    assert all(full[key] == value for key, value in every.items())
+    for delimiter in ("__", ".", "/"):
+        picked = deid_fast.get_fields(RTPLAN, delimiter=delimiter,
+                                      fields=["DoseReferenceSequence[0].DoseReferenceNumber"])
+        assert picked == {f"DoseReferenceSequence{delimiter}0{delimiter}DoseReferenceNumber": 1}
+
+
+def test_cli_fields_paths(tmp_path):
+    out = tmp_path / "o.jsonl"
+    run("get", RTPLAN, "-o", out, "--fields", "DoseReferenceSequence[1].DoseReferenceNumber", "-q")
+    fields = json.loads(out.read_text())["fields"]
+    assert fields["DoseReferenceSequence_1_DoseReferenceNumber"] == 2
+    assert not any(key.startswith("DoseReferenceSequence_0") for key in fields)

@@ -105,6 +105,9 @@ def test_named_fields_and_paths():
     assert body[-1] == "(0002,0010) UI [1.2.840.10008.1.2]  # TransferSyntaxUID"
     with pytest.raises(ValueError, match="did you mean PatientName"):
         header_lines(BY_NAME["rtplan.dcm"], ["PatientNme"])
+    every = header_lines(BY_NAME["rtplan.dcm"], ["DoseReferenceSequence.DoseReferenceNumber"])
+    assert every[1:] == ["(300A,0012) IS 1  # DoseReferenceNumber",
+                         "(300A,0012) IS 2  # DoseReferenceNumber"]
 
 
 def test_deep_nesting_is_no_recursion(tmp_path):
