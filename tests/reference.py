@@ -2,7 +2,7 @@
 
 This module is the yardstick the conformance tests hold ``deid_fast`` against, and the
 "plain pydicom" alternative the benchmarks time. It is written independently of the
-``deid_fast`` sources, straight from ``SPEC.md`` and the README's decisions:
+``deid_fast`` sources, straight from ``docs/spec.md`` and the documented decisions:
 
 - R2: only the header is read (``dcmread(..., stop_before_pixels=True)``; a ``Dataset``
   given as input is cut at its first top-level pixel data element, (7FE0,0010),
