@@ -23,6 +23,7 @@ import gzip
 import os
 import stat
 import tarfile
+import threading
 import zipfile
 import zlib
 
@@ -215,18 +216,13 @@ class _Window:
 class _Open:
     """The archives this process has open, so that members read one after another do not open
     their archive again: zip files (a few, least recently used closed first) and the compressed
-    tar being read forward. Dropped in a forked child (it must not share the parent's file
-    offsets)."""
+    tar being read forward. One thread reads a member at a time (`lock`); a forked child starts
+    with none open (it must not share the parent's file offsets) and a lock of its own."""
 
     def __init__(self):
-        self.pid = os.getpid()
+        self.lock = threading.RLock()
         self.zips = collections.OrderedDict()
-        self.tar = None          # (archive, TarFile in stream mode, its member iterator, index)
-
-    def fresh(self):
-        if self.pid != os.getpid():
-            self.__init__()
-        return self
+        self.tar = None          # [archive, TarFile in stream mode, its members, index, file]
 
     def zip(self, archive):
         pair = self.zips.pop(archive, None)
@@ -251,10 +247,15 @@ class _Open:
             raw = _open_regular(member.archive)
             opened = tarfile.open(fileobj=raw, mode="r|gz")
             self.tar = [member.archive, opened, enumerate(opened), -1, raw]
-        for index, info in self.tar[2]:
-            self.tar[3] = index
-            if (index == member.index if member.index is not None else info.name == member.member):
-                return self.tar[1].extractfile(info), info.size
+        try:
+            for index, info in self.tar[2]:
+                self.tar[3] = index
+                if (index == member.index if member.index is not None
+                        else info.name == member.member):
+                    return self.tar[1].extractfile(info), info.size
+        except BaseException:
+            self.close_tar()          # a damaged stream is not read on from
+            raise
         self.close_tar()
         raise KeyError(member.member)
 
@@ -266,6 +267,7 @@ class _Open:
 
 
 _OPEN = _Open()
+os.register_at_fork(after_in_child=_OPEN.__init__)
 
 
 class _opened:
@@ -278,8 +280,9 @@ class _opened:
 
     def __enter__(self):
         member = self.member
+        _OPEN.lock.acquire()
         try:
-            cache = _OPEN.fresh()
+            cache = _OPEN
             if member.kind == "zip":
                 opened = cache.zip(member.archive)
                 info = (opened.infolist()[member.index] if member.index is not None
@@ -305,14 +308,20 @@ class _opened:
         except KeyError:
             self.__exit__()
             raise InvalidDicomError(member.name, "unreadable", "no such member in the archive") from None
-        except _READ_ERRORS as exc:
+        except BaseException as exc:
             self.__exit__()
+            if not isinstance(exc, _READ_ERRORS):
+                raise
             raise InvalidDicomError(member.name, "undecodable", f"the archive member cannot be "
                                     f"read: {type(exc).__name__}: {exc}") from exc
 
     def __exit__(self, *exc_info):
-        for opened in self.closing:
-            opened.close()
+        try:
+            for opened in self.closing:
+                opened.close()
+        finally:
+            self.closing = []
+            _OPEN.lock.release()
         return False
 
 

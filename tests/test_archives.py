@@ -211,3 +211,15 @@ def test_deid_datas_zip_members_match_the_reference(name, opts):
     reference = dict(options, skip_fields=["PixelData", *options.get("skip_fields", [])])
     expected = reference_fields(dataset, **reference)
     assert_same(deid_fast.get_fields(name, **options), expected)
+
+
+def test_threads_reading_members_of_one_archive(made):
+    """Members read from several threads at once (the archives a process keeps open are
+    shared): every member's fields are its own."""
+    import concurrent.futures
+    names = [f"{made / archive}!/study/{name}" for archive in ("cookies.tar.gz", "cookies.zip")
+             for name in NAMES] * 3
+    expected = {name: deid_fast.get_fields(str(COOKIES / name.rsplit("/", 1)[1])) for name in names}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(deid_fast.get_fields, names))
+    assert results == [expected[name] for name in names]
