@@ -29,6 +29,7 @@ cdef class ByteSource:
     cdef object path
     cdef int _reserve(self, Py_ssize_t capacity) except -1
     cdef int _more(self, Py_ssize_t end) except -1
+    cdef Py_ssize_t bounded_end(self, Py_ssize_t end, Py_ssize_t available) except -1
     cdef bint have(self, Py_ssize_t end) except -1
     cdef unsigned int u16(self, Py_ssize_t pos, bint little) noexcept
     cdef unsigned int u32(self, Py_ssize_t pos, bint little) noexcept

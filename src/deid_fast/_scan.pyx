@@ -118,6 +118,17 @@ cdef class ByteSource:
         self.exhausted = True
         return 0
 
+    cdef Py_ssize_t bounded_end(self, Py_ssize_t end, Py_ssize_t available) except -1:
+        """`end` cut to the `available` bytes of the source (no allocation for bytes it does not
+        have); past `limit` (max_header_bytes) the header is too large."""
+        if end > available:
+            end = available
+        if end > self.limit:
+            raise InvalidDicomError(self.path, "too-large",
+                                    f"the header runs past {self.limit} bytes (max_header_bytes)",
+                                    self.limit)
+        return end
+
     cdef bint have(self, Py_ssize_t end) except -1:
         if end <= self.size:
             return True
@@ -200,12 +211,7 @@ cdef class FileSource(ByteSource):
 
     cdef int _more(self, Py_ssize_t end) except -1:
         cdef Py_ssize_t want, got
-        if end > self.file_size:
-            end = self.file_size  # never allocate for bytes the file does not have
-        if end > self.limit:
-            raise InvalidDicomError(self.path, "too-large",
-                                    f"the header runs past {self.limit} bytes (max_header_bytes)",
-                                    self.limit)
+        end = self.bounded_end(end, self.file_size)
         want = max(end - self.size, MIN_READ if self.size else FIRST_READ)
         want = min(want, self.limit - self.size, self.file_size - self.size)
         while self.size < end and not self.exhausted:
@@ -236,12 +242,7 @@ cdef class StreamSource(ByteSource):
     cdef int _more(self, Py_ssize_t end) except -1:
         cdef bytes data
         cdef Py_ssize_t want, got
-        if end > self.member_size:
-            end = self.member_size  # never allocate for bytes the member does not have
-        if end > self.limit:
-            raise InvalidDicomError(self.path, "too-large",
-                                    f"the header runs past {self.limit} bytes (max_header_bytes)",
-                                    self.limit)
+        end = self.bounded_end(end, self.member_size)
         while self.size < end and not self.exhausted:
             want = min(max(end - self.size, MIN_READ if self.size else FIRST_READ),
                        self.limit - self.size, self.member_size - self.size)
