@@ -8,9 +8,11 @@ unescaped `!/` of a written name is always this separator.
 
 - `.zip`: members in the archive's order, each read on its own (random access).
 - `.tar`: members in the archive's order, each read at its offset (random access).
-- `.tar.gz`, `.tgz`: a compressed stream cannot be entered in the middle, so its members are
-  read in one forward pass: they stay together in one unit of work (`same_unit`), and a
-  process keeps the stream it is reading open for the next member.
+- `.tar.gz`, `.tgz`: a compressed stream cannot be entered in the middle, so the archive is
+  read in one forward pass, by the walk: as it lists each member it has the scanner read the
+  bytes the member's header needs (`_prefetch`), and those bytes go with the member to the
+  process that reads it. (A member whose header could not be prefetched is read again from
+  the archive, the stream kept open for the next such member.)
 - `.gz` (not a tar): one member, the file without its `.gz`.
 
 Bounds: at most `MAX_MEMBERS` members per archive (the rest is one record saying so), and a
@@ -20,6 +22,7 @@ inside a tar followed. A damaged archive or member is a record with its reason.
 """
 import collections
 import gzip
+import io
 import os
 import stat
 import tarfile
@@ -31,6 +34,8 @@ from deid_fast.errors import InvalidDicomError
 
 SEPARATOR = "!/"
 MAX_MEMBERS = 1_000_000
+#: The most header bytes of a compressed tar's member kept from the walk's pass (4 MiB).
+PREFETCH_MAX = 4 << 20
 _KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"),
           (".gz", "gz"))
 _READ_ERRORS = (OSError, EOFError, ValueError, RuntimeError, zlib.error, zipfile.BadZipFile,
@@ -66,19 +71,20 @@ class Member:
     """Where a member is: its archive, kind, path inside it, and (from the archive's listing)
     its index, size and data offset. Picklable: a worker process opens the archive itself."""
 
-    __slots__ = ("archive", "kind", "member", "index", "size", "offset")
+    __slots__ = ("archive", "kind", "member", "index", "size", "offset", "prefetched")
 
-    def __init__(self, archive, kind, member, index=None, size=-1, offset=None):
+    def __init__(self, archive, kind, member, index=None, size=-1, offset=None, prefetched=None):
         self.archive = archive
         self.kind = kind
         self.member = member
         self.index = index
         self.size = size
         self.offset = offset
+        self.prefetched = prefetched     # a compressed tar member's header bytes, from the walk
 
     def __reduce__(self):
         return (Member, (self.archive, self.kind, self.member, self.index, self.size,
-                         self.offset))
+                         self.offset, self.prefetched))
 
     @property
     def name(self):
@@ -88,27 +94,6 @@ class Member:
         """`scan_stream` (the scanner) over this member's bytes."""
         with _opened(self) as (stream, size):
             return scan_stream(stream, self.name, size, **bounds)
-
-
-def same_unit(item, following):
-    """Whether two items of a walk must be read by one process in one pass: members of one
-    compressed tar."""
-    first, second = _member_of(item), _member_of(following)
-    return (first is not None and second is not None and first.kind == "tar.gz"
-            and second.kind == "tar.gz" and first.archive == second.archive)
-
-
-def in_unit(item):
-    """Whether an item of a walk is a member of a compressed tar (read in one pass with the
-    members that follow it)."""
-    member = _member_of(item)
-    return member is not None and member.kind == "tar.gz"
-
-
-def _member_of(item):
-    if type(item) is tuple and len(item) == 2 and isinstance(item[1], Member):
-        return item[1]
-    return None
 
 
 # --- listing an archive: one pass ---------------------------------------------------------------
@@ -179,8 +164,66 @@ def _tar_items(archive, kind):
                 yield InvalidDicomError(name, "unreadable",
                                         f"is {what} inside the archive: not read")
                 continue
-            yield _nested(info.name, name) or (
-                name, Member(archive, kind, info.name, index, info.size, info.offset_data))
+            nested = _nested(info.name, name)
+            if nested is not None:
+                yield nested
+                continue
+            member = Member(archive, kind, info.name, index, info.size, info.offset_data)
+            if kind == "tar.gz":
+                member.prefetched = _prefetch(opened.extractfile(info), member)
+            yield name, member
+
+
+def _prefetch(stream, member):
+    """The bytes of a compressed tar's member that its header needs, read while the walk's one
+    pass over the archive is there: the scanner, with its most permissive settings, reads
+    them (a reader with the caller's settings, stricter or equal, needs no more). None when
+    the scan fails or they pass PREFETCH_MAX: that member is then read again from the archive."""
+    from deid_fast._scan import scan_stream     # (the scanner imports the walk, which imports this)
+    recording = _Recording(stream)
+    try:
+        scan_stream(recording, member.name, member.size, True)
+    except (InvalidDicomError, MemoryError) + _READ_ERRORS:
+        return None
+    return recording.data() if recording.count <= PREFETCH_MAX else None
+
+
+class _Recording:
+    """A stream that keeps what is read from it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.chunks = []
+        self.count = 0
+
+    def read(self, size):
+        data = self.stream.read(size)
+        self.count += len(data)
+        if self.count <= PREFETCH_MAX:
+            self.chunks.append(data)
+        return data
+
+    def data(self):
+        return b"".join(self.chunks)
+
+
+class _Prefetched:
+    """A compressed tar member's prefetched bytes, then, should more ever be asked for, the
+    member read again from the archive past them."""
+
+    def __init__(self, member):
+        self.member = member
+        self.data = io.BytesIO(member.prefetched)
+        self.rest = None
+
+    def read(self, size):
+        data = self.data.read(size)
+        if len(data) == size or self.data.tell() >= self.member.size:
+            return data
+        if self.rest is None:
+            self.rest = _OPEN.tar_member(self.member)[0]
+            self.rest.read(len(self.member.prefetched))
+        return data + self.rest.read(size - len(data))
 
 
 # --- reading a member -----------------------------------------------------------------------------
@@ -299,6 +342,8 @@ class _opened:
                         member.offset, member.size = info.offset_data, info.size
                 return _Window(raw, member.offset, member.size), member.size
             if member.kind == "tar.gz":
+                if member.prefetched is not None:
+                    return _Prefetched(member), member.size
                 return cache.tar_member(member)
             raw = _open_regular(member.archive)
             self.closing.append(raw)

@@ -16,7 +16,7 @@ import signal
 from pydicom.dataset import Dataset
 
 from deid_fast import inputs, pool
-from deid_fast.archives import Member, in_unit, same_unit
+from deid_fast.archives import Member
 from deid_fast.decode import decoded, read_header
 from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
@@ -44,25 +44,17 @@ def files(sources, exclude=inputs.NOTHING_EXCLUDED, pattern=None):
 
 def chunked(items, count=None, size=CHUNK_BYTES):
     """Lists of at most `count` items (default `CHUNK_FILES`, read when called) and about
-    `size` bytes of paths; the members of one compressed tar stay in one list, which one
-    process reads in one pass (`archives.same_unit`)."""
+    `size` bytes of paths."""
     count = count or CHUNK_FILES
     chunk = []
     room = size
-    full = False          # a full chunk that ends in a compressed tar's member waits for the next
     for item in items:
-        if full and not same_unit(chunk[-1], item):
-            yield chunk
-            chunk = []
-            room = size
         chunk.append(item)
         room -= len(item) if type(item) is str else 256
-        full = len(chunk) >= count or room <= 0
-        if full and not in_unit(item):
+        if len(chunk) >= count or room <= 0:
             yield chunk
             chunk = []
             room = size
-            full = False
     if chunk:
         yield chunk
 

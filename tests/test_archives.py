@@ -164,14 +164,31 @@ def test_archives_in_archives_links_and_encrypted_members_are_not_opened(tmp_pat
     assert listed[2][0] == f"{outer}!/image2.dcm"
 
 
-def test_members_of_a_compressed_tar_stay_in_one_chunk(made):
-    items = list(inputs.items([str(made / "cookies.zip"), str(made / "cookies.tar.gz"),
-                               str(made / "cookies.zip")]))
-    chunks = list(bulk.chunked(items, count=2))
-    sizes = [len(chunk) for chunk in chunks]
-    tgz = [chunk for chunk in chunks if any("tar.gz" in inputs.name_of(item) for item in chunk)]
-    assert len(tgz) == 1 and len(tgz[0]) >= len(NAMES)
-    assert max(sizes) <= len(NAMES) + 2 and sum(sizes) == 3 * len(NAMES)
+def test_a_compressed_tar_is_read_in_one_pass(made, monkeypatch):
+    """The walk's listing of a tar.gz is its only pass: each member's header bytes go with it,
+    and reading the members opens the archive no more (it would have to decompress again)."""
+    opened = []
+    real = archives._open_regular
+    monkeypatch.setattr(archives, "_open_regular",
+                        lambda path: opened.append(os.path.basename(path)) or real(path))
+    items = list(inputs.items(str(made / "cookies.tar.gz")))
+    assert opened == ["cookies.tar.gz"]
+    assert all(item[1].prefetched for item in items)
+    assert max(len(item[1].prefetched) for item in items) < 64 << 10    # headers, not images
+    records = list(deid_fast.iter_identifiers(str(made / "cookies.tar.gz"), workers=1))
+    assert opened == ["cookies.tar.gz"] * 2 and all(record.skipped is None for record in records)
+    assert [record.fields for record in records] == [
+        deid_fast.get_fields(str(COOKIES / name)) for name in NAMES]
+
+
+def test_a_member_whose_header_was_not_prefetched_is_read_again(made, monkeypatch):
+    """Past PREFETCH_MAX (here 1 kB) a member is read from the archive again, with the same
+    result."""
+    monkeypatch.setattr(archives, "PREFETCH_MAX", 1024)
+    items = list(inputs.items(str(made / "cookies.tar.gz")))
+    assert all(item[1].prefetched is None for item in items)
+    assert deid_fast.get_identifiers(str(made / "cookies.tar.gz")) == \
+        deid_fast.get_identifiers(str(made / "cookies"))
 
 
 def run(*args, status=0):
