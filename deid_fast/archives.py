@@ -71,9 +71,10 @@ class Member:
     """Where a member is: its archive, kind, path inside it, and (from the archive's listing)
     its index, size and data offset. Picklable: a worker process opens the archive itself."""
 
-    __slots__ = ("archive", "kind", "member", "index", "size", "offset", "prefetched")
+    __slots__ = ("archive", "kind", "member", "index", "size", "offset", "prefetched", "stamp")
 
-    def __init__(self, archive, kind, member, index=None, size=-1, offset=None, prefetched=None):
+    def __init__(self, archive, kind, member, index=None, size=-1, offset=None, prefetched=None,
+                 stamp=None):
         self.archive = archive
         self.kind = kind
         self.member = member
@@ -81,10 +82,11 @@ class Member:
         self.size = size
         self.offset = offset
         self.prefetched = prefetched     # a compressed tar member's header bytes, from the walk
+        self.stamp = stamp               # the archive's (size, mtime) when it was listed
 
     def __reduce__(self):
         return (Member, (self.archive, self.kind, self.member, self.index, self.size,
-                         self.offset, self.prefetched))
+                         self.offset, self.prefetched, self.stamp))
 
     @property
     def name(self):
@@ -121,6 +123,13 @@ def items(archive):
             yield nested if nested else (MemberName(archive, member), Member(archive, "gz", member, 0))
         else:
             yield from _tar_items(archive, kind)
+    except OSError as exc:
+        if exc.errno is None:    # a damaged compressed stream (gzip says so with an OSError)
+            kind_of_failure = "undecodable"
+        else:                    # cannot be opened or read: no permission, gone...
+            kind_of_failure = "unreadable"
+        yield InvalidDicomError(archive, kind_of_failure,
+                                f"the {kind} archive cannot be read: {exc.strerror or exc}")
     except _READ_ERRORS as exc:
         yield InvalidDicomError(archive, "undecodable",
                                 f"the {kind} archive cannot be read: {type(exc).__name__}: {exc}")
@@ -131,8 +140,15 @@ def _too_many(archive):
                              f"holds more than {MAX_MEMBERS:,} members: the rest is not read")
 
 
+def _stamp(raw):
+    """What tells an archive apart from the same file changed: its size and modification time."""
+    info = os.fstat(raw.fileno())
+    return info.st_size, info.st_mtime_ns
+
+
 def _zip_items(archive):
     with _open_regular(archive) as raw, zipfile.ZipFile(raw) as opened:
+        stamp = _stamp(raw)
         for index, info in enumerate(opened.infolist()):
             if index == MAX_MEMBERS:
                 yield _too_many(archive)
@@ -146,12 +162,14 @@ def _zip_items(archive):
                 yield InvalidDicomError(name, "unreadable", "is a link inside the archive: not followed")
             else:
                 yield _nested(info.filename, name) or (
-                    name, Member(archive, "zip", info.filename, index, info.file_size))
+                    name, Member(archive, "zip", info.filename, index, info.file_size,
+                                 stamp=stamp))
 
 
 def _tar_items(archive, kind):
     mode = "r|gz" if kind == "tar.gz" else "r|"
     with _open_regular(archive) as raw, tarfile.open(fileobj=raw, mode=mode) as opened:
+        stamp = _stamp(raw)
         for index, info in enumerate(opened):
             if index == MAX_MEMBERS:
                 yield _too_many(archive)
@@ -168,7 +186,8 @@ def _tar_items(archive, kind):
             if nested is not None:
                 yield nested
                 continue
-            member = Member(archive, kind, info.name, index, info.size, info.offset_data)
+            member = Member(archive, kind, info.name, index, info.size, info.offset_data,
+                            stamp=stamp)
             if kind == "tar.gz":
                 member.prefetched = _prefetch(opened.extractfile(info), member)
             yield name, member
@@ -242,6 +261,16 @@ def _open_regular(path):
         raise
 
 
+class ArchiveChanged(OSError):
+    """The archive is not the file that was listed."""
+
+
+def _check_stamp(raw, stamp):
+    if stamp is not None and _stamp(raw) != stamp:
+        raise ArchiveChanged("the archive changed since it was listed: its members are listed "
+                             "again by a new run")
+
+
 class _Window:
     """`size` bytes of a file from `offset`: a tar member read in place."""
 
@@ -267,11 +296,16 @@ class _Open:
         self.zips = collections.OrderedDict()
         self.tar = None          # [archive, TarFile in stream mode, its members, index, file]
 
-    def zip(self, archive):
+    def zip(self, archive, stamp):
         pair = self.zips.pop(archive, None)
+        if pair is not None and stamp is not None and _stamp(pair[1]) != stamp:
+            for opened in pair:
+                opened.close()
+            pair = None
         if pair is None:
             raw = _open_regular(archive)
             try:
+                _check_stamp(raw, stamp)
                 pair = (zipfile.ZipFile(raw), raw)
             except BaseException:
                 raw.close()
@@ -288,6 +322,11 @@ class _Open:
         if self.tar is None or self.tar[0] != member.archive or self.tar[3] >= (member.index or 0):
             self.close_tar()
             raw = _open_regular(member.archive)
+            try:
+                _check_stamp(raw, member.stamp)
+            except BaseException:
+                raw.close()
+                raise
             opened = tarfile.open(fileobj=raw, mode="r|gz")
             self.tar = [member.archive, opened, enumerate(opened), -1, raw]
         try:
@@ -327,7 +366,7 @@ class _opened:
         try:
             cache = _OPEN
             if member.kind == "zip":
-                opened = cache.zip(member.archive)
+                opened = cache.zip(member.archive, member.stamp)
                 info = (opened.infolist()[member.index] if member.index is not None
                         else opened.getinfo(member.member))
                 stream = opened.open(info)
@@ -336,6 +375,7 @@ class _opened:
             if member.kind == "tar":
                 raw = _open_regular(member.archive)
                 self.closing.append(raw)
+                _check_stamp(raw, member.stamp)
                 if member.offset is None:
                     with tarfile.open(fileobj=raw, mode="r:") as opened:
                         info = opened.getmember(member.member)

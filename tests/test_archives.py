@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -240,3 +241,42 @@ def test_threads_reading_members_of_one_archive(made):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(deid_fast.get_fields, names))
     assert results == [expected[name] for name in names]
+
+
+def test_an_archive_changed_after_its_listing_is_not_misread(tmp_path):
+    """Members are found again by index and offset: when the archive is rewritten between the
+    walk and the read, the member is a record saying so, never another member's fields."""
+    archive = tmp_path / "a.zip"
+
+    def write(order):
+        with zipfile.ZipFile(archive, "w") as made:
+            for name in order:
+                made.write(COOKIES / name, name)
+    write(NAMES)
+    listed = list(inputs.items(str(archive)))
+    os.utime(archive, ns=(0, 1))           # another file now, whatever its content
+    write(list(reversed(NAMES)))
+    records = list(bulk.records(listed, deid_fast.dicom.identifiers_job(), "warn", 1))
+    assert all(record.skipped == "undecodable" and "changed since it was listed" in record.reason
+               for record in records), records
+
+
+def test_an_archive_without_read_permission_is_unreadable(tmp_path):
+    """Run without the capabilities that let root read anything (CI runs as root)."""
+    archive = tmp_path / "secret.zip"
+    with zipfile.ZipFile(archive, "w") as made:
+        made.write(COOKIES / "image1.dcm", "image1.dcm")
+    os.chmod(archive, 0)
+    code = ("import deid_fast.inputs as i, sys; (r,) = i.items(sys.argv[1]); "
+            "print(r.kind, r.reason)")
+    command = f"{sys.executable} -c {shlex.quote(code)} {shlex.quote(str(archive))}"
+    if os.geteuid() == 0:
+        capsh = shutil.which("capsh")
+        assert capsh, "capsh (libcap2-bin) is needed to test permissions as root"
+        done = subprocess.run([capsh, "--drop=cap_dac_override,cap_dac_read_search", "--", "-c",
+                               command], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    else:
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("unreadable ") and "Permission denied" in done.stdout
