@@ -38,13 +38,17 @@ MAX_MEMBERS = 1_000_000
 PREFETCH_MAX = 4 << 20
 _KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"),
           (".gz", "gz"))
+_LAST = (".zip", ".tar", ".gz", ".tgz")
 _READ_ERRORS = (OSError, EOFError, ValueError, RuntimeError, zlib.error, zipfile.BadZipFile,
                 tarfile.TarError, NotImplementedError)
 
 
 def kind_of(path):
     """"zip", "tar", "tar.gz" or "gz" for a file named as such an archive, else None."""
-    name = os.fsdecode(path).lower()
+    name = os.fsdecode(path)
+    if not name[-4:].lower().endswith(_LAST):       # the common case, a file per walk: cheap
+        return None
+    name = name.lower()
     for suffix, kind in _KINDS:
         if name.endswith(suffix):
             return kind
