@@ -123,8 +123,8 @@ def items(archive):
             yield from _zip_items(archive)
         elif kind == "gz":
             member = os.path.basename(archive)[:-3]
-            nested = _nested(member, MemberName(archive, member))
-            yield nested if nested else (MemberName(archive, member), Member(archive, "gz", member, 0))
+            name = MemberName(archive, member)
+            yield _nested(member, name) or (name, Member(archive, "gz", member, 0))
         else:
             yield from _tar_items(archive, kind)
     except OSError as exc:

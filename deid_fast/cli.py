@@ -239,7 +239,8 @@ def parser():
                       help="show only these: keywords, tags ((0010,0010), 0010,0010, 00100010) "
                            "or paths (ReferencedSeriesSequence[0].SeriesInstanceUID)")
     show.add_argument("--json", action="store_true",
-                      help="the fields dict of get_fields (with FIELD: those fields) as JSON")
+                      help="the fields dict of get_fields (with FIELD: get_fields(fields=...)) "
+                           "as JSON")
     show.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                       help="colour the lines: auto (default) on a terminal, unless NO_COLOR "
                            "is set")
@@ -700,34 +701,12 @@ def _show(args):
 
 
 def _show_json(args):
-    """The fields of get_fields (or, for FIELD arguments, of those names and paths) as JSON."""
+    """The fields dict of get_fields (with FIELD arguments, `fields=` them) as JSON."""
     import json
 
     from deid_fast import get_fields, jsontext
-    if not args.fields:
-        fields = get_fields(args.file, force=args.force)
-    else:
-        nested = get_fields(args.file, force=args.force, expand_sequences=False,
-                            include_private=True, include_file_meta=True)
-        fields = {text: _at_path(nested, names.path_steps(text)) for text in args.fields}
+    fields = get_fields(args.file, force=args.force, fields=args.fields or None)
     return json.dumps(json.loads(jsontext.dumps(fields)), indent=2, ensure_ascii=False)
-
-
-def _at_path(fields, steps):
-    """The value at a path of `get_fields(expand_sequences=False)`'s dict, None where absent."""
-    where = fields
-    for number, (name, index) in enumerate(steps):
-        if not isinstance(where, dict) or name not in where:
-            return None
-        where = where[name]
-        if index is not None or number < len(steps) - 1:
-            if not isinstance(where, list):
-                return None
-            chosen = 0 if index is None else index
-            if chosen >= len(where):
-                return None
-            where = where[chosen]
-    return where
 
 
 def _show_progress(args):

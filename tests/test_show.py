@@ -172,7 +172,9 @@ def test_json_is_the_fields_dict():
     assert json.loads(done.stdout) == json.loads(jsontext.dumps(deid_fast.get_fields(path)))
     picked = json.loads(run("show", BY_NAME["rtplan.dcm"], "--json", "PatientID",
                             "DoseReferenceSequence[1].DoseReferenceNumber", "StudyTime").stdout)
-    assert picked == {"PatientID": "id00001", "DoseReferenceSequence[1].DoseReferenceNumber": 2,
+    assert picked == deid_fast.get_fields(BY_NAME["rtplan.dcm"], fields=[
+        "PatientID", "DoseReferenceSequence[1].DoseReferenceNumber", "StudyTime"])
+    assert picked == {"PatientID": "id00001", "DoseReferenceSequence_1_DoseReferenceNumber": 2,
                       "StudyTime": "153557"}
 
 
