@@ -8,6 +8,7 @@ the header is shown, private ones and empty ones included; nothing after the fir
 pixel data element is read, which is shown as a line of its own.
 """
 import os
+import re
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -61,8 +62,22 @@ def value_text(value):
 
 
 def _one(item):
-    text = item.hex(" ") if isinstance(item, bytes) else str(item)
-    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    return printable(item.hex(" ") if isinstance(item, bytes) else str(item))
+
+
+#: What a value may not put on a terminal as it is: control characters (an escape sequence
+#: would drive the terminal), line and paragraph separators, and the bidirectional controls
+#: that reorder what is shown.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text):
+    """`text` with what `_UNPRINTABLE` matches written as an escape (`\\n`, `\\x1b`, `\\u202e`)."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda match: _NAMED.get(match[0]) or (
+        f"\\x{ord(match[0]):02x}" if ord(match[0]) < 0x100 else f"\\u{ord(match[0]):04x}"), text)
 
 
 def element_name(element):
@@ -73,7 +88,7 @@ def element_name(element):
         creator = getattr(element, "private_creator", None)
         block = f"({element.tag.group:04X},xx{element.tag.element & 0xFF:02X})"
         label = element.name if element.name not in ("Private tag data", "") else ""
-        return (f"private {creator!r} {block}" + (f" {label}" if label else "")
+        return (f"private {printable(repr(creator))} {block}" + (f" {label}" if label else "")
                 if creator else f"private, no creator {block}"), True
     return element.keyword or element.name or "unknown", False
 

@@ -189,3 +189,29 @@ def test_what_is_not_dicom_is_an_error_naming_it(tmp_path):
     assert "named pipe" in done.stderr.decode()
     done = run("show", BY_NAME["rtplan.dcm"], "PatientNme", status=2)
     assert "did you mean PatientName?" in done.stderr.decode()
+
+
+def test_a_value_cannot_drive_the_terminal(tmp_path):
+    """Control characters, line separators and bidirectional overrides in a value (or a private
+    creator) are shown escaped, never sent to the terminal as they are."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+    dataset = pydicom.Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID = "1.2.3.4"
+    dataset.SpecificCharacterSet = "ISO_IR 192"
+    dataset.PatientName = "evil\x1b[2J\x1b]0;owned\x07^name\u202egnp.exe"
+    dataset.PatientID = "a\nb\rc\x00"
+    dataset.add_new(0x00090010, "LO", "CREATOR\x1b[31m")
+    dataset.add_new(0x00091001, "LO", "x")
+    path = tmp_path / "evil.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    done = run("show", path, "--color", "always")
+    text = done.stdout.decode()
+    assert "\x1b[2J" not in text and "\x1b]0" not in text and "\x07" not in text
+    assert "\u202e" not in text and "\x00" not in text and "\x1b[31m" not in text
+    assert "\\x1b[2J" in text and "\\u202e" in text and "a\\nb\\rc" in text
+    assert "CREATOR\\x1b[31m" in text
+    assert len(text.splitlines()) == len(header_lines(str(path)))
