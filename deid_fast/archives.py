@@ -45,7 +45,7 @@ _READ_ERRORS = (OSError, EOFError, ValueError, RuntimeError, zlib.error, zipfile
 
 def kind_of(path):
     """"zip", "tar", "tar.gz" or "gz" for a file named as such an archive, else None."""
-    name = os.fsdecode(path)
+    name = path if type(path) is str else os.fsdecode(path)
     if not name[-4:].lower().endswith(_LAST):       # the common case, a file per walk: cheap
         return None
     name = name.lower()
