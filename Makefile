@@ -32,6 +32,7 @@ bench: $(VENV)/.installed-bench
 	taskset -c 0 $(PY) benchmarks/run.py
 	taskset -c 0 $(PY) benchmarks/deid04.py
 	taskset -c 0 $(PY) benchmarks/show_start.py
+	taskset -c 0 $(PY) benchmarks/archives.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/deid_fast/*.c src/deid_fast/*.html benchmarks/corpus

@@ -36,6 +36,8 @@ SEPARATOR = "!/"
 MAX_MEMBERS = 1_000_000
 #: The most header bytes of a compressed tar's member kept from the walk's pass (4 MiB).
 PREFETCH_MAX = 4 << 20
+#: The header bytes kept per compressed tar for hard links to earlier members (64 MiB).
+LINK_BUDGET = 64 << 20
 _KINDS = ((".tar.gz", "tar.gz"), (".tgz", "tar.gz"), (".tar", "tar"), (".zip", "zip"),
           (".gz", "gz"))
 _LAST = (".zip", ".tar", ".gz", ".tgz")
@@ -172,6 +174,8 @@ def _zip_items(archive):
 
 def _tar_items(archive, kind):
     mode = "r|gz" if kind == "tar.gz" else "r|"
+    targets = {}        # member name -> Member: what a hard link later in the archive reads
+    budget = [LINK_BUDGET]
     with _open_regular(archive) as raw, tarfile.open(fileobj=raw, mode=mode) as opened:
         stamp = _stamp(raw)
         for index, info in enumerate(opened):
@@ -181,8 +185,11 @@ def _tar_items(archive, kind):
             if info.isdir():
                 continue
             name = MemberName(archive, info.name)
+            if info.islnk():         # a hard link: the data of a member before it
+                yield _linked(name, info, targets)
+                continue
             if not info.isreg():
-                what = "a link" if info.issym() or info.islnk() else "not a file"
+                what = "a symbolic link" if info.issym() else "not a file"
                 yield InvalidDicomError(name, "unreadable",
                                         f"is {what} inside the archive: not read")
                 continue
@@ -194,7 +201,29 @@ def _tar_items(archive, kind):
                             stamp=stamp)
             if kind == "tar.gz":
                 member.prefetched = _prefetch(opened.extractfile(info), member)
+            _remember(targets, budget, member)
             yield name, member
+
+
+def _remember(targets, budget, member):
+    """Keep where a member's data is, for hard links to it; its prefetched header bytes too
+    while LINK_BUDGET lasts (past it a link to it is read again from the archive)."""
+    kept = Member(member.archive, member.kind, member.member, member.index, member.size,
+                  member.offset, None, member.stamp)
+    if member.prefetched is not None and len(member.prefetched) <= budget[0]:
+        budget[0] -= len(member.prefetched)
+        kept.prefetched = member.prefetched
+    targets[member.member] = kept
+
+
+def _linked(name, info, targets):
+    """The item of a hard link: its own name, its target's data."""
+    target = targets.get(info.linkname)
+    if target is None:
+        return InvalidDicomError(name, "unreadable", f"is a hard link to {info.linkname!r}, "
+                                 "which is not a file before it in the archive: not read")
+    return name, Member(target.archive, target.kind, name.member, target.index, target.size,
+                        target.offset, target.prefetched, target.stamp)
 
 
 def _prefetch(stream, member):
@@ -322,28 +351,43 @@ class _Open:
 
     def tar_member(self, member):
         """The stream of a compressed tar's member, continuing the pass in progress when the
-        member lies ahead of it."""
-        if self.tar is None or self.tar[0] != member.archive or self.tar[3] >= (member.index or 0):
-            self.close_tar()
-            raw = _open_regular(member.archive)
+        member lies ahead of it. A member named by the caller that is a hard link is read by
+        its target's name, in a new pass (the target lies before it)."""
+        wanted = member.member
+        for _attempt in range(2):
+            if (self.tar is None or self.tar[0] != member.archive
+                    or self.tar[3] >= (member.index or 0)):
+                self._open_tar(member)
             try:
-                _check_stamp(raw, member.stamp)
+                for index, info in self.tar[2]:
+                    self.tar[3] = index
+                    if member.index is not None:
+                        if index == member.index:
+                            return self.tar[1].extractfile(info), info.size
+                    elif info.name == wanted and info.islnk():
+                        wanted = info.linkname
+                        break
+                    elif info.name == wanted and info.isreg():
+                        return self.tar[1].extractfile(info), info.size
+                else:
+                    break
             except BaseException:
-                raw.close()
+                self.close_tar()          # a damaged stream is not read on from
                 raise
-            opened = tarfile.open(fileobj=raw, mode="r|gz")
-            self.tar = [member.archive, opened, enumerate(opened), -1, raw]
-        try:
-            for index, info in self.tar[2]:
-                self.tar[3] = index
-                if (index == member.index if member.index is not None
-                        else info.name == member.member):
-                    return self.tar[1].extractfile(info), info.size
-        except BaseException:
-            self.close_tar()          # a damaged stream is not read on from
-            raise
+            self.close_tar()
         self.close_tar()
         raise KeyError(member.member)
+
+    def _open_tar(self, member):
+        self.close_tar()
+        raw = _open_regular(member.archive)
+        try:
+            _check_stamp(raw, member.stamp)
+            opened = tarfile.open(fileobj=raw, mode="r|gz")
+        except BaseException:
+            raw.close()
+            raise
+        self.tar = [member.archive, opened, enumerate(opened), -1, raw]
 
     def close_tar(self):
         if self.tar is not None:
@@ -383,6 +427,10 @@ class _opened:
                 if member.offset is None:
                     with tarfile.open(fileobj=raw, mode="r:") as opened:
                         info = opened.getmember(member.member)
+                        if info.islnk():          # a hard link: its target's data
+                            info = opened.getmember(info.linkname)
+                        if not info.isreg():
+                            raise KeyError(member.member)
                         member.offset, member.size = info.offset_data, info.size
                 return _Window(raw, member.offset, member.size), member.size
             if member.kind == "tar.gz":

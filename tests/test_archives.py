@@ -161,7 +161,7 @@ def test_archives_in_archives_links_and_encrypted_members_are_not_opened(tmp_pat
         made.add(COOKIES / "image2.dcm", "image2.dcm")
     listed = list(inputs.items(str(outer)))
     assert "archive inside an archive" in listed[0].reason
-    assert "a link inside the archive" in listed[1].reason
+    assert "a symbolic link inside the archive" in listed[1].reason
     assert listed[2][0] == f"{outer}!/image2.dcm"
 
 
@@ -305,3 +305,31 @@ def test_damaged_archives_give_records_never_an_exception(made, tmp_path, archiv
     assert records and all(isinstance(record, deid_fast.bulk.Record) for record in records)
     assert all(record.skipped is None or record.reason for record in records)
     assert {record.path.split("!/")[0] for record in records} == set(mutants)
+
+
+@pytest.mark.parametrize("suffix,mode", [(".tar", "w"), (".tar.gz", "w:gz")])
+def test_a_hard_link_in_a_tar_reads_its_target(tmp_path, suffix, mode):
+    """tar stores a file linked twice as a hard link to the first member (as tar of a folder of
+    hard links does): the link is a member with its own name and its target's fields."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(COOKIES / "image1.dcm", folder / "a.dcm")
+    os.link(folder / "a.dcm", folder / "b.dcm")
+    archive = tmp_path / f"linked{suffix}"
+    with tarfile.open(archive, mode) as made:
+        made.add(folder / "a.dcm", "a.dcm")
+        made.add(folder / "b.dcm", "b.dcm")
+    assert tarfile.open(archive).getmember("b.dcm").islnk()
+    records = list(deid_fast.iter_identifiers(str(archive), workers=1))
+    assert [record.path for record in records] == [f"{archive}!/a.dcm", f"{archive}!/b.dcm"]
+    expected = deid_fast.get_fields(str(COOKIES / "image1.dcm"))
+    assert [record.fields for record in records] == [expected, expected]
+    assert deid_fast.get_fields(f"{archive}!/b.dcm") == expected
+    dangling = tmp_path / f"dangling{suffix}"
+    with tarfile.open(dangling, mode) as made:
+        link = tarfile.TarInfo("c.dcm")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "missing.dcm"
+        made.addfile(link)
+    (record,) = inputs.items(str(dangling))
+    assert "hard link to 'missing.dcm'" in record.reason
