@@ -17,8 +17,9 @@ unescaped `!/` of a written name is always this separator.
 
 Bounds: at most `MAX_MEMBERS` members per archive (the rest is one record saying so), and a
 member's header is bounded by `max_header_bytes` of inflated bytes like any file's. An archive
-inside an archive is not opened (a record says so: extract it first), nor is a link or device
-inside a tar followed. A damaged archive or member is a record with its reason.
+inside an archive is not opened (a record says so: extract it first), nor is a symbolic link
+or device inside a tar followed; a hard link in a tar is read as the member it links to. A
+damaged archive or member is a record with its reason.
 """
 import collections
 import gzip
