@@ -174,7 +174,9 @@ def _zip_items(archive):
 
 
 def _tar_items(archive, kind):
-    mode = "r|gz" if kind == "tar.gz" else "r|"
+    # a plain tar is listed by seeking from header to header (its data is never read here); a
+    # compressed one can only be read through, and its members' headers are prefetched
+    mode = "r|gz" if kind == "tar.gz" else "r:"
     targets = {}        # member name -> Member: what a hard link later in the archive reads
     budget = [LINK_BUDGET]
     with _open_regular(archive) as raw, tarfile.open(fileobj=raw, mode=mode) as opened:
@@ -322,13 +324,32 @@ class _Window:
 class _Open:
     """The archives this process has open, so that members read one after another do not open
     their archive again: zip files (a few, least recently used closed first) and the compressed
-    tar being read forward. One thread reads a member at a time (`lock`); a forked child starts
+    tar being read forward, and plain tars. One thread reads a member at a time (`lock`); a forked child starts
     with none open (it must not share the parent's file offsets) and a lock of its own."""
 
     def __init__(self):
         self.lock = threading.RLock()
         self.zips = collections.OrderedDict()
+        self.files = collections.OrderedDict()
         self.tar = None          # [archive, TarFile in stream mode, its members, index, file]
+
+    def file(self, archive, stamp):
+        """The open file of a plain tar (a few, least recently used closed first)."""
+        raw = self.files.pop(archive, None)
+        if raw is not None and stamp is not None and _stamp(raw) != stamp:
+            raw.close()
+            raw = None
+        if raw is None:
+            raw = _open_regular(archive)
+            try:
+                _check_stamp(raw, stamp)
+            except BaseException:
+                raw.close()
+                raise
+            while len(self.files) >= 4:
+                self.files.popitem(last=False)[1].close()
+        self.files[archive] = raw
+        return raw
 
     def zip(self, archive, stamp):
         pair = self.zips.pop(archive, None)
@@ -422,10 +443,9 @@ class _opened:
                 self.closing.append(stream)
                 return stream, info.file_size
             if member.kind == "tar":
-                raw = _open_regular(member.archive)
-                self.closing.append(raw)
-                _check_stamp(raw, member.stamp)
+                raw = cache.file(member.archive, member.stamp)
                 if member.offset is None:
+                    raw.seek(0)
                     with tarfile.open(fileobj=raw, mode="r:") as opened:
                         info = opened.getmember(member.member)
                         if info.islnk():          # a hard link: its target's data

@@ -333,3 +333,39 @@ def test_a_hard_link_in_a_tar_reads_its_target(tmp_path, suffix, mode):
         made.addfile(link)
     (record,) = inputs.items(str(dangling))
     assert "hard link to 'missing.dcm'" in record.reason
+
+
+def test_listing_a_plain_tar_reads_no_member_data(tmp_path, monkeypatch):
+    """A plain tar is listed by seeking from header to header: a 60 MB archive is listed by
+    reading a few kB (its members' data is never read by the walk)."""
+    archive = tmp_path / "big.tar"
+    with tarfile.open(archive, "w") as made:
+        for number in range(3):
+            info = tarfile.TarInfo(f"m{number}.dcm")
+            info.size = 20 << 20
+            made.addfile(info, io.BytesIO(bytes(info.size)))
+    read = []
+    real = archives._open_regular
+
+    class Counting:
+        def __init__(self, raw):
+            self.raw = raw
+
+        def read(self, *args):
+            data = self.raw.read(*args)
+            read.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.raw, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.raw.close()
+
+    monkeypatch.setattr(archives, "_open_regular", lambda path: Counting(real(path)))
+    listed = list(inputs.items(str(archive)))
+    assert [item[0] for item in listed] == [f"{archive}!/m{n}.dcm" for n in range(3)]
+    assert sum(read) < 1 << 20
