@@ -148,9 +148,22 @@ def _too_many(archive):
 
 
 def _stamp(raw):
-    """What tells an archive apart from the same file changed: its size and modification time."""
-    info = os.fstat(raw.fileno())
-    return info.st_size, info.st_mtime_ns
+    """What tells an archive apart from another file, or the same file changed: its device and
+    inode, size and modification time."""
+    return _identity(os.fstat(raw.fileno()))
+
+
+def _identity(info):
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _current(raw, archive):
+    """Whether an archive kept open is still the file at its path (not replaced or changed
+    since: a caller may rewrite an archive between two reads)."""
+    try:
+        return _stamp(raw) == _identity(os.stat(archive))
+    except OSError:
+        return False
 
 
 def _zip_items(archive):
@@ -336,7 +349,7 @@ class _Open:
     def file(self, archive, stamp):
         """The open file of a plain tar (a few, least recently used closed first)."""
         raw = self.files.pop(archive, None)
-        if raw is not None and stamp is not None and _stamp(raw) != stamp:
+        if raw is not None and not _current(raw, archive):
             raw.close()
             raw = None
         if raw is None:
@@ -353,7 +366,7 @@ class _Open:
 
     def zip(self, archive, stamp):
         pair = self.zips.pop(archive, None)
-        if pair is not None and stamp is not None and _stamp(pair[1]) != stamp:
+        if pair is not None and not _current(pair[1], archive):
             for opened in pair:
                 opened.close()
             pair = None
@@ -378,7 +391,8 @@ class _Open:
         wanted = member.member
         for _attempt in range(2):
             if (self.tar is None or self.tar[0] != member.archive
-                    or self.tar[3] >= (member.index or 0)):
+                    or self.tar[3] >= (member.index or 0)
+                    or not _current(self.tar[4], member.archive)):
                 self._open_tar(member)
             try:
                 for index, info in self.tar[2]:

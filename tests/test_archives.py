@@ -369,3 +369,24 @@ def test_listing_a_plain_tar_reads_no_member_data(tmp_path, monkeypatch):
     listed = list(inputs.items(str(archive)))
     assert [item[0] for item in listed] == [f"{archive}!/m{n}.dcm" for n in range(3)]
     assert sum(read) < 1 << 20
+
+
+@pytest.mark.parametrize("suffix,mode", [(".zip", None), (".tar", "w")])
+def test_a_rewritten_archive_is_read_anew_not_from_an_old_open_file(tmp_path, suffix, mode):
+    """The archives a process keeps open are checked against the path on every read: a
+    notebook that rewrites an archive and reads a member by name gets the new content."""
+    archive = tmp_path / f"a{suffix}"
+
+    def write(source):
+        if mode is None:
+            with zipfile.ZipFile(archive, "w") as made:
+                made.write(source, "x.dcm")
+        else:
+            with tarfile.open(archive, mode) as made:
+                made.add(source, "x.dcm")
+    write(COOKIES / "image1.dcm")
+    first = deid_fast.get_fields(f"{archive}!/x.dcm")
+    write(COOKIES / "image2.dcm")
+    second = deid_fast.get_fields(f"{archive}!/x.dcm")
+    assert first == deid_fast.get_fields(str(COOKIES / "image1.dcm"))
+    assert second == deid_fast.get_fields(str(COOKIES / "image2.dcm")) != first
