@@ -374,19 +374,26 @@ def test_listing_a_plain_tar_reads_no_member_data(tmp_path, monkeypatch):
 @pytest.mark.parametrize("suffix,mode", [(".zip", None), (".tar", "w")])
 def test_a_rewritten_archive_is_read_anew_not_from_an_old_open_file(tmp_path, suffix, mode):
     """The archives a process keeps open are checked against the path on every read: a
-    notebook that rewrites an archive and reads a member by name gets the new content."""
+    notebook that replaces an archive and reads a member by name gets the new content, not the
+    old file's (still open, unlinked)."""
     archive = tmp_path / f"a{suffix}"
 
-    def write(source):
+    def write(source, padding):
+        partial = tmp_path / f"partial{suffix}"
         if mode is None:
-            with zipfile.ZipFile(archive, "w") as made:
+            with zipfile.ZipFile(partial, "w") as made:
+                made.writestr("pad.bin", bytes(padding))
                 made.write(source, "x.dcm")
         else:
-            with tarfile.open(archive, mode) as made:
+            with tarfile.open(partial, mode) as made:
+                pad = tarfile.TarInfo("pad.bin")
+                pad.size = padding
+                made.addfile(pad, io.BytesIO(bytes(padding)))
                 made.add(source, "x.dcm")
-    write(COOKIES / "image1.dcm")
+        os.replace(partial, archive)          # a new file at the path, as most tools write
+    write(COOKIES / "image1.dcm", 10)
     first = deid_fast.get_fields(f"{archive}!/x.dcm")
-    write(COOKIES / "image2.dcm")
+    write(COOKIES / "image2.dcm", 5000)
     second = deid_fast.get_fields(f"{archive}!/x.dcm")
     assert first == deid_fast.get_fields(str(COOKIES / "image1.dcm"))
     assert second == deid_fast.get_fields(str(COOKIES / "image2.dcm")) != first
