@@ -179,7 +179,8 @@ def _zip_items(archive):
             if info.flag_bits & 0x1:
                 yield InvalidDicomError(name, "unreadable", "is encrypted: not read")
             elif stat.S_ISLNK(info.external_attr >> 16):
-                yield InvalidDicomError(name, "unreadable", "is a link inside the archive: not followed")
+                yield InvalidDicomError(name, "unreadable",
+                                        "is a symbolic link inside the archive: not read")
             else:
                 yield _nested(info.filename, name) or (
                     name, Member(archive, "zip", info.filename, index, info.file_size,
