@@ -142,9 +142,15 @@ def items(archive):
                                 f"the {kind} archive cannot be read: {type(exc).__name__}: {exc}")
 
 
-def _too_many(archive):
-    return InvalidDicomError(archive, "too-large",
-                             f"holds more than {MAX_MEMBERS:,} members: the rest is not read")
+def _bounded(archive, entries):
+    """(index, entry) of an archive's entries, up to MAX_MEMBERS; past it, the record saying the
+    rest is not read, in place of an entry, and no more."""
+    for index, entry in enumerate(entries):
+        if index == MAX_MEMBERS:
+            yield index, InvalidDicomError(archive, "too-large", f"holds more than "
+                                           f"{MAX_MEMBERS:,} members: the rest is not read")
+            return
+        yield index, entry
 
 
 def _stamp(raw):
@@ -169,10 +175,10 @@ def _current(raw, archive):
 def _zip_items(archive):
     with _open_regular(archive) as raw, zipfile.ZipFile(raw) as opened:
         stamp = _stamp(raw)
-        for index, info in enumerate(opened.infolist()):
-            if index == MAX_MEMBERS:
-                yield _too_many(archive)
-                return
+        for index, info in _bounded(archive, opened.infolist()):
+            if isinstance(info, InvalidDicomError):
+                yield info
+                continue
             if info.is_dir():
                 continue
             name = MemberName(archive, info.filename)
@@ -195,10 +201,10 @@ def _tar_items(archive, kind):
     budget = [LINK_BUDGET]
     with _open_regular(archive) as raw, tarfile.open(fileobj=raw, mode=mode) as opened:
         stamp = _stamp(raw)
-        for index, info in enumerate(opened):
-            if index == MAX_MEMBERS:
-                yield _too_many(archive)
-                return
+        for index, info in _bounded(archive, opened):
+            if isinstance(info, InvalidDicomError):
+                yield info
+                continue
             if info.isdir():
                 continue
             name = MemberName(archive, info.name)

@@ -16,7 +16,6 @@ import signal
 from pydicom.dataset import Dataset
 
 from deid_fast import inputs, pool
-from deid_fast.archives import Member
 from deid_fast.decode import decoded, read_header
 from deid_fast.dicomjson import dicom_json, reported
 from deid_fast.errors import InvalidDicomError
@@ -121,8 +120,7 @@ def read_dicom_json(job, items, offset=0, context=None):
                 if isinstance(source, Dataset):
                     dataset, file_meta, header = source, getattr(source, "file_meta", None), None
                 else:
-                    header = job.limits.scan(source if isinstance(source, Member) else name,
-                                             job.force, job.stop_after, checked=True)
+                    header = job.limits.scan(source, job.force, job.stop_after, checked=True)
                     dataset, file_meta = decoded(name, lambda: read_header(header), header)
                 meta, kept = decoded(name, lambda: reported(dataset, file_meta, job.options),
                                      header)
@@ -151,8 +149,7 @@ def check(job, items, offset=0, context=None):
             outcomes.append(None)
             continue
         try:
-            job.limits.scan(source if isinstance(source, Member) else name, job.force,
-                            checked=True)
+            job.limits.scan(source, job.force, checked=True)
         except InvalidDicomError as exc:
             outcomes.append(portable(exc))
         else:

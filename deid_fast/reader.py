@@ -212,8 +212,8 @@ def _read(source, name, job, checked):
         return _read_dataset(source, getattr(source, "file_meta", None), None, name, job.options,
                              job.ids)
     limits = job.limits
+    header = None
     if job.engine == "native":
-        header = None
         try:
             if type(source) is Member:     # an archive member: scanned from its stream
                 header = limits.scan(source, job.force, job.stop_after)
@@ -233,11 +233,9 @@ def _read(source, name, job, checked):
             raise undecodable(name, exc) from exc
         else:
             return fields, ([_id_text(entity), _id_text(item)] if job.ids else [])
-        if header is not None:       # the member's stream is read once: its header is kept
-            dataset, file_meta = decoded(name, lambda: read_header(header), header)
-            return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
-    header = limits.scan(source if type(source) is Member else name, job.force, job.stop_after,
-                         checked)
+    if header is None:      # (a member's header is kept: its stream is read once)
+        header = limits.scan(source if type(source) is Member else name, job.force,
+                             job.stop_after, checked)
     dataset, file_meta = decoded(name, lambda: read_header(header), header)
     return _read_dataset(dataset, file_meta, header, name, job.options, job.ids)
 
