@@ -35,7 +35,7 @@ import threading
 
 from deid_fast import bulk, outfiles
 from deid_fast.errors import InvalidDicomError
-from deid_fast.inputs import path_text
+from deid_fast.inputs import not_a_file, path_text
 from deid_fast.jsontext import base64_text, dumps, dumps_text, loads
 from deid_fast.outfiles import (DamagedOutput, Folder, Lock,  # noqa: F401 (re-exported)
                                 OutputError)
@@ -159,6 +159,12 @@ class Output:
                 dataset and self.is_dataset(self.base)):
             raise OutputError(f"{self.path} is a folder: name a file (or a Parquet dataset of "
                               "deid-fast) as the output")
+        if info is not None and not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)
+                                     or stat.S_ISLNK(info.st_mode)):
+            # the output takes its name by a rename, which would replace the device or pipe
+            # (`-o /dev/null` run as root replaced /dev/null with a file)
+            raise OutputError(f"{self.path} {not_a_file(info.st_mode).split(':')[0]}: name a "
+                              "file as the output, or - for standard output")
 
     def is_dataset(self, name):
         """Whether the folder `name` is a Parquet dataset deid-fast wrote."""

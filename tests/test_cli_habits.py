@@ -90,3 +90,24 @@ def test_binary_output_is_refused_on_a_terminal(tmp_path):
     piped = subprocess.run([str(SCRIPT), "get", str(COOKIES), "-o", "-", "--format", "parquet"],
                            capture_output=True, timeout=300)
     assert piped.returncode == 0 and piped.stdout[:4] == b"PAR1"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_an_output_that_is_a_pipe_or_socket_is_refused_and_kept(tmp_path, kind):
+    """The output takes its name by a rename, which would replace a device, pipe or socket at
+    OUT (`-o /dev/null` run as root replaced /dev/null with a file): a usage error, before any
+    file is read, and the special file stays what it was."""
+    import socket
+    import stat as stat_module
+    target = tmp_path / "out.jsonl"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(target))
+    for command in (["get", COOKIES, "-o", target], ["check", COOKIES, "-o", target]):
+        done = run(*command, status=2)
+        assert "not a regular file" in done.stderr and "- for standard output" in done.stderr
+    mode = os.lstat(target).st_mode
+    assert stat_module.S_ISFIFO(mode) if kind == "fifo" else stat_module.S_ISSOCK(mode)
+    assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]
